@@ -1,0 +1,102 @@
+"""``python -m conformance.reference --config NODE.yaml [--fault NAME ...]``: run one node.
+
+The node prints ``ready <node_id> <url>`` on stdout once it listens. A bad node file stops it at
+start with one line on stderr (file, place, problem) and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from conformance.reference.app import create_app
+from conformance.reference.config import ConfigError, NodeConfig, load_config
+from conformance.reference.faults import FaultSet
+from conformance.reference.protocol import AtsH11Protocol
+from conformance.reference.tls import plain_http_server, restrict_tls, serve_plain, tls_options
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that announces ``ready <node_id> <url>`` once its socket listens."""
+
+    def __init__(
+        self, config: uvicorn.Config, node: NodeConfig, plain: uvicorn.Server | None = None
+    ) -> None:
+        super().__init__(config)
+        self._node = node
+        # The plain-HTTP listener of an HTTPS node (ATS-SEC-06), served beside this one.
+        self._plain = plain
+        self._plain_task: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit or not self.servers:
+            return
+        if self._plain is not None:
+            self._plain_task = await serve_plain(self._plain)
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        scheme = "https" if self._node.tls else "http"
+        print(f"ready {self._node.node_id} {scheme}://{host}:{port}", flush=True)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._plain is not None and self._plain_task is not None:
+            self._plain.should_exit = True
+            await self._plain_task
+        await super().shutdown(sockets)
+
+
+def run_node(config_path: str, faults: Sequence[str] = ()) -> int:
+    """Serve one node until interrupted; the exit status (2: bad node file or cannot listen)."""
+    try:
+        config = load_config(config_path, tuple(faults))
+        app = create_app(config, FaultSet.of(config.faults))
+    except ConfigError as exc:
+        print(f"conformance.reference: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    fault_set = FaultSet.of(config.faults)
+    options = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        http=AtsH11Protocol,
+        loop="auto",
+        workers=1,
+        access_log=False,
+        server_header=False,
+        date_header=True,
+        log_level="warning",
+        lifespan="on",
+        **tls_options(config),
+    )
+    # ATS-SEC-01: TLS 1.2 or newer only (the allow-tls1-0 fault lowers it).
+    restrict_tls(options, fault_set)
+    server = _Server(options, config, plain_http_server(config, app, fault_set))
+    server.run()
+    # uvicorn leaves should_exit False and started False when it could not bind the socket.
+    return 0 if server.started else 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line of one reference node."""
+    parser = argparse.ArgumentParser(prog="python -m conformance.reference")
+    parser.add_argument("--config", required=True, metavar="NODE.yaml", help="the node file")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch on a fault (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    return run_node(args.config, args.fault)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""ATS error answers: the one exception every error path raises and the one response it becomes.
+
+ATS-API-03: an error body is at least ``{"code", "message", "request_id"}`` with ``request_id``
+equal to the ``X-Request-Id`` header, which the request-id middleware adds to every response.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from starlette.responses import Response
+
+# ATS §1 error table: the code each status carries when nothing more specific applies.
+DEFAULT_CODES: dict[int, str] = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    502: "UPSTREAM_UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "UPSTREAM_TIMEOUT",
+    508: "LOOP_DETECTED",
+}
+
+JSON_TYPE = "application/json"
+
+
+class AtsError(Exception):
+    """An ATS error answer: status, code from the §1 table, and a human-readable message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def json_bytes(value: object) -> bytes:
+    """The compact UTF-8 JSON of a value (Chinese text kept as is)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def error_body(status: int, code: str, message: str, request_id: str) -> dict[str, object]:
+    """The ATS error body (ATS-API-03)."""
+    return {"code": code, "message": message, "request_id": request_id, "status": status}
+
+
+def error_response(
+    request_id: str,
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> Response:
+    """The response of an ATS error; ``extra`` members are added to the body."""
+    body = error_body(status, code, message, request_id)
+    if extra:
+        body.update(extra)
+    return Response(json_bytes(body), status_code=status, headers=headers, media_type=JSON_TYPE)
