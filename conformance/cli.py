@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from conformance import __version__
 
@@ -38,6 +39,67 @@ def _run(args: argparse.Namespace) -> int:
     from conformance.runner import run
 
     return run(args)
+
+
+def _report_html(args: argparse.Namespace) -> int:
+    from conformance.report.html import html_from_json
+    from conformance.report.integrity import ReportFileError
+
+    try:
+        print(html_from_json(Path(args.report), Path(args.out) if args.out else None))
+    except ReportFileError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def _report_allure(args: argparse.Namespace) -> int:
+    from conformance.report.html import (
+        ALLURE_INSTALL_HINT,
+        AllureError,
+        find_allure,
+        generate_allure,
+    )
+
+    allure = find_allure(args.allure)
+    if allure is None:
+        raise UsageError(ALLURE_INSTALL_HINT)
+    try:
+        out = Path(args.out) if args.out else None
+        print(generate_allure(Path(args.report_dir), allure, out))
+    except AllureError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def _report_diff(args: argparse.Namespace) -> int:
+    from conformance.report.diff import diff_files
+    from conformance.report.integrity import ReportFileError
+
+    try:
+        text, status = diff_files(Path(args.old), Path(args.new), as_json=args.json)
+    except ReportFileError as exc:
+        raise UsageError(str(exc)) from None
+    print(text)
+    return status
+
+
+def _report_assessment(args: argparse.Namespace) -> int:
+    from conformance.report.assessment import collect, write_assessment
+
+    rows = collect([Path(path) for path in args.target])
+    paths = write_assessment(rows, Path(args.out))
+    print(paths["assessment.md"].read_text(encoding="utf-8"))
+    print("\n".join(str(path) for path in paths.values()))
+    # 1: a node could not be read; its row carries the error.
+    return 1 if any(row.error for row in rows) else 0
+
+
+def _report_verify(args: argparse.Namespace) -> int:
+    from conformance.report.integrity import Integrity, verify_file
+
+    result = verify_file(Path(args.report))
+    print(result.message, file=sys.stdout if result.state is Integrity.INTACT else sys.stderr)
+    return int(result.state)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +158,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra argument handed to pytest (repeatable)",
     )
     run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="render, compare and verify reports")
+    report_commands = report.add_subparsers(dest="report_command", required=True)
+    html = report_commands.add_parser("html", help="report.html from a report.json")
+    html.add_argument("report", metavar="REPORT.json")
+    html.add_argument("--out", metavar="FILE", help="default: report.html beside REPORT.json")
+    html.set_defaults(handler=_report_html)
+    allure = report_commands.add_parser("allure", help="Allure HTML from DIR/allure-results")
+    allure.add_argument("report_dir", metavar="DIR")
+    allure.add_argument("--out", metavar="DIR", help="default: DIR/allure-report")
+    allure.add_argument("--allure", metavar="PATH", help="the allure command line to use")
+    allure.set_defaults(handler=_report_allure)
+    diff = report_commands.add_parser("diff", help="what changed between two runs")
+    diff.add_argument("old", metavar="OLD.json")
+    diff.add_argument("new", metavar="NEW.json")
+    diff.add_argument("--json", action="store_true", help="JSON for machines")
+    diff.set_defaults(handler=_report_diff)
+    assessment = report_commands.add_parser(
+        "assessment", help="monthly assessment figures (考核指标) of one or more nodes"
+    )
+    assessment.add_argument(
+        "--target", action="append", required=True, metavar="FILE", help="target file (repeatable)"
+    )
+    assessment.add_argument("--out", default="reports", metavar="DIR", help="output folder")
+    assessment.set_defaults(handler=_report_assessment)
+    verify = report_commands.add_parser("verify", help="check the integrity digest of a report")
+    verify.add_argument("report", metavar="REPORT.json")
+    verify.set_defaults(handler=_report_verify)
     return parser
 
 

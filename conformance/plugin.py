@@ -1,0 +1,510 @@
+"""The pytest plugin of the conformance suite: one test item per clause of the profile.
+
+It loads in every pytest run (entry point ``pytest11``) and stays inert unless ``--target`` is
+given. Then it collects no files at all: the test plan is the profile, each clause one item whose
+id is the clause id. Results become ``ClauseResult``s carried on the test reports (so they reach
+the controlling process under pytest-xdist too); the controlling process assembles one
+``RunReport``, writes the reports at session finish and makes the exit status follow the run
+verdict (0 certified, with findings or lab conformant; 1 not certified).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import allure
+import pytest
+
+from conformance import STANDARD, __version__
+from conformance.checks import (
+    CheckContext,
+    Finding,
+    Inconclusive,
+    NotApplicable,
+    RegisteredCheck,
+    RunState,
+    registry,
+)
+from conformance.client import EvidenceLog, NodeClient
+from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.profile import (
+    Clause,
+    Profile,
+    ProfileError,
+    get_clause,
+    load_clauses,
+    load_profile,
+)
+from conformance.report import write_reports
+from conformance.report.model import ClauseResult, RunReport, SkipCause, Verdict
+from conformance.target import Target, TargetError, load_target
+
+LOAD_MODES = ("off", "smoke", "full")
+_RESULT_PROPERTY = "ats_result"
+_SEVERITY = {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}
+_NOT_IMPLEMENTED = "check not implemented"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "ATS-1.0 conformance run")
+    group.addoption("--target", dest="ats_target", metavar="FILE", help="target file to certify")
+    group.addoption(
+        "--ats-profile", dest="ats_profile", metavar="NAME", help="profile; default: node level"
+    )
+    group.addoption(
+        "--ats-report-dir", dest="ats_report_dir", default="reports", metavar="DIR",
+        help="where report.json, junit.xml and summary.md are written (default: reports)",
+    )  # fmt: skip
+    group.addoption(
+        "--ats-only", dest="ats_only", action="append", default=[], metavar="CHAPTER|CLAUSE",
+        help="run only these chapters or clauses (repeatable); never a certification",
+    )  # fmt: skip
+    group.addoption(
+        "--ats-load", dest="ats_load", choices=LOAD_MODES, default="full",
+        help="load stage: off, smoke (never a certification) or full (default)",
+    )  # fmt: skip
+    group.addoption(
+        "--ats-lab", dest="ats_lab", action="store_true",
+        help="lab run (plain HTTP, ATS §11): LAB_CONFORMANT at best",
+    )  # fmt: skip
+    group.addoption(
+        "--ats-progress", dest="ats_progress", action="store_true",
+        help="print one line per clause (used by `conformance run`)",
+    )  # fmt: skip
+    group.addoption(
+        "--ats-quiet", dest="ats_quiet", action="store_true",
+        help="with --ats-progress: print only the summary",
+    )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "clause(id): the ATS clause a test verifies")
+    for level in ("must", "should", "may"):
+        config.addinivalue_line("markers", f"{level}: a clause of level {level.upper()}")
+    if not config.getoption("ats_target", None):
+        return
+    try:
+        plan = build_plan(
+            target_path=config.getoption("ats_target"),
+            profile=config.getoption("ats_profile"),
+            only=config.getoption("ats_only"),
+            load_mode=config.getoption("ats_load"),
+            lab=config.getoption("ats_lab"),
+        )
+    except (TargetError, ProfileError, PlanError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    report_dir = Path(config.getoption("ats_report_dir"))
+    config.pluginmanager.register(AtsSession(config, plan, report_dir), "ats_session")
+
+
+class PlanError(Exception):
+    """The run's options do not make a plan (an unknown --only name)."""
+
+
+@dataclass(frozen=True)
+class PlannedClause:
+    """A clause of the run and how it will be assessed."""
+
+    clause: Clause
+    check: RegisteredCheck | None
+    skip: str | None = None
+    skip_cause: SkipCause | None = None
+
+    @property
+    def runs(self) -> bool:
+        """The clause becomes a test item (deselected clauses do not)."""
+        return self.skip_cause is not SkipCause.NOT_SELECTED
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The frozen configuration of one run: target, profile, clauses, options."""
+
+    target: Target
+    profile: Profile
+    clauses: tuple[PlannedClause, ...]
+    selection: tuple[str, ...]
+    load_mode: str
+    lab: bool
+
+    @property
+    def partial(self) -> bool:
+        """A run that leaves clauses out by choice, or measures load in smoke mode only."""
+        return bool(self.selection) or self.load_mode != "full"
+
+    def scope(self) -> tuple[str, ...]:
+        """How the run was narrowed, as the report states it."""
+        notes = [f"--only {' '.join(self.selection)}"] if self.selection else []
+        if self.load_mode != "full":
+            notes.append(f"--load {self.load_mode}")
+        return tuple(notes)
+
+
+def _selection_matches(clause: Clause, only: Sequence[str]) -> bool:
+    return not only or clause.id in only or clause.chapter in only
+
+
+def build_plan(
+    *,
+    target_path: str,
+    profile: str | None,
+    only: Sequence[str],
+    load_mode: str,
+    lab: bool,
+) -> Plan:
+    """The plan of a run; raises ``TargetError``, ``ProfileError`` or ``PlanError`` (one line)."""
+    target = load_target(target_path)
+    if lab and not target.lab:
+        target = _with_lab(target)
+    chosen = load_profile(profile or target.node.level)
+    every = load_clauses()
+    known = [c.id for c in every] + sorted({c.chapter for c in every})
+    # "AUTH-05" is accepted for "ATS-AUTH-05".
+    names = [o.strip().upper() for o in only if o.strip()]
+    wanted = tuple(
+        dict.fromkeys(n if n in known or f"ATS-{n}" not in known else f"ATS-{n}" for n in names)
+    )
+    for name in wanted:
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            did = f"; did you mean {hint[0]}?" if hint else ""
+            raise PlanError(f"--only {name}: no such chapter or clause in ATS-1.0{did}")
+    checks = registry()
+    in_profile = {c.id: c for c in chosen.clauses}
+    for clause_id in chosen.not_applicable:
+        in_profile.setdefault(clause_id, get_clause(clause_id))
+    planned: list[PlannedClause] = []
+    for clause in (c for c in every if c.id in in_profile):
+        clause = in_profile[clause.id]
+        registered = checks.get(clause.id)
+        if not _selection_matches(clause, wanted):
+            reason = f"not selected (--only {' '.join(wanted)})"
+            planned.append(PlannedClause(clause, registered, reason, SkipCause.NOT_SELECTED))
+        elif clause.chapter == "PERF" and load_mode == "off":
+            reason = "load stage off (--load off)"
+            planned.append(PlannedClause(clause, registered, reason, SkipCause.NOT_SELECTED))
+        elif clause.id in chosen.not_applicable:
+            reason = chosen.not_applicable[clause.id]
+            planned.append(PlannedClause(clause, registered, reason, SkipCause.NOT_APPLICABLE))
+        elif registered is None:
+            planned.append(PlannedClause(clause, None, _NOT_IMPLEMENTED, SkipCause.NOT_IMPLEMENTED))
+        else:
+            planned.append(PlannedClause(clause, registered))
+    return Plan(target, chosen, tuple(planned), wanted, load_mode, target.lab)
+
+
+def _with_lab(target: Target) -> Target:
+    return replace(target, lab=True)
+
+
+class ClauseOutcome(AssertionError):
+    """A clause the node violates (FAIL); an AssertionError so that allure shows it failed."""
+
+
+class ClauseError(Exception):
+    """A clause the check could not decide (ERROR); allure shows it broken."""
+
+
+class ClauseItem(pytest.Item):
+    """One clause of the profile as a pytest test; its id is the clause id."""
+
+    def __init__(self, *, planned: PlannedClause, ats: AtsSession, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.planned = planned
+        self.ats = ats
+        self.add_marker(pytest.mark.clause(planned.clause.id))
+        self.add_marker(getattr(pytest.mark, planned.clause.level.lower()))
+
+    def runtest(self) -> None:
+        clause = self.planned.clause
+        _allure_labels(clause, self.ats.plan.target)
+        result = self.ats.assess(self.planned)
+        self.user_properties.append((_RESULT_PROPERTY, json.dumps(result.to_dict())))
+        if result.evidence:
+            allure.attach(
+                json.dumps(list(result.evidence), ensure_ascii=False, indent=1),
+                name="evidence",
+                attachment_type=allure.attachment_type.JSON,
+            )
+        if result.verdict is Verdict.FAIL:
+            raise ClauseOutcome(result.reason)
+        if result.verdict is Verdict.ERROR:
+            raise ClauseError(result.reason)
+        if result.verdict is Verdict.SKIP:
+            pytest.skip(result.reason)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ClauseOutcome | ClauseError):
+            return f"{self.planned.clause.id}  {excinfo.value}"
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        clause = self.planned.clause
+        return self.path, None, f"{clause.id} {clause.level} {clause.title.en}"
+
+
+def _allure_labels(clause: Clause, target: Target) -> None:
+    allure.dynamic.title(f"{clause.id} {clause.title.en}")
+    allure.dynamic.description(f"{clause.summary.en}\n\n{clause.summary.zh}")
+    allure.dynamic.epic(clause.chapter)
+    allure.dynamic.story(f"{clause.id} {clause.title.en}")
+    allure.dynamic.severity(_SEVERITY.get(clause.level, "normal"))
+    allure.dynamic.label("clause", clause.id)
+    allure.dynamic.tag(clause.level)
+    # A public parameter keeps history ids apart per node; never a secret here (allure records
+    # parameters in clear text).
+    allure.dynamic.parameter("node", f"{target.node.node_id} {target.node.base_url}")
+
+
+@dataclass
+class AtsSession:
+    """The state of one conformance run inside pytest; hooks of the run live here."""
+
+    config: pytest.Config
+    plan: Plan
+    report_dir: Path
+    run: RunState = field(default_factory=RunState)
+    results: dict[str, ClauseResult] = field(default_factory=dict)
+    deselected: set[str] = field(default_factory=set)
+    started_at: str = field(default_factory=lambda: _now())
+    _started: float = field(default_factory=time.monotonic)
+    _client: NodeClient | None = None
+    _neighbours: NeighbourSet | None = None
+    _own_neighbours: bool = False
+    _out: TextIO = field(default_factory=lambda: sys.__stdout__ or sys.stdout)
+    report: RunReport | None = None
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def controller(self) -> bool:
+        """This process assembles and writes the reports (not a pytest-xdist worker)."""
+        return not hasattr(self.config, "workerinput")
+
+    @property
+    def client(self) -> NodeClient:
+        """The run's client (connections and pacing shared by every clause)."""
+        if self._client is None:
+            self._client = NodeClient(self.plan.target)
+        return self._client
+
+    @property
+    def neighbours(self) -> NeighbourSet | None:
+        """The emulated neighbours, started on first use unless the runner provided them."""
+        target_neighbours = self.plan.target.neighbours
+        if self._neighbours is None and target_neighbours and not target_neighbours.live:
+            provided = self.config.pluginmanager.get_plugin("ats_neighbours")
+            if isinstance(provided, NeighbourSet):
+                self._neighbours = provided
+            else:
+                try:
+                    self._neighbours = start_neighbours(target_neighbours)
+                except OSError as exc:
+                    raise Inconclusive(
+                        f"the emulated neighbours cannot listen where the target file says: {exc}"
+                    ) from None
+                self._own_neighbours = True
+        return self._neighbours
+
+    # -- collection --------------------------------------------------------------------
+
+    def pytest_ignore_collect(self) -> bool:
+        # The profile is the test plan: no file is collected in a conformance run.
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        items[:] = [
+            ClauseItem.from_parent(
+                session,
+                name=p.clause.id,
+                nodeid=f"{p.clause.chapter}::{p.clause.id}",
+                planned=p,
+                ats=self,
+            )
+            for p in self.plan.clauses
+            if p.runs
+        ]
+
+    # -- running -----------------------------------------------------------------------
+
+    def assess(self, planned: PlannedClause) -> ClauseResult:
+        """Runs the clause's check (or records why not) and answers its result."""
+        clause = planned.clause
+        secrets = self.plan.target.secrets()
+        evidence = EvidenceLog(secrets)
+        started = time.monotonic()
+        if planned.skip is not None:
+            return _result(clause, Verdict.SKIP, planned.skip, 0.0, evidence, planned.skip_cause)
+        assert planned.check is not None  # a planned clause without skip has a check
+        verdict, reason, cause = Verdict.PASS, planned.check.doc, None
+        try:
+            ctx = CheckContext(
+                clause=clause,
+                target=self.plan.target,
+                client=self.client.for_clause(evidence),
+                run=self.run,
+                evidence=evidence,
+                profile=self.plan.profile,
+                neighbours=self.neighbours,
+                load_mode=self.plan.load_mode,
+            )
+            planned.check.function(ctx)
+        except Finding as exc:
+            verdict, reason = Verdict.FAIL, exc.reason
+        except Inconclusive as exc:
+            verdict, reason = Verdict.ERROR, exc.reason
+        except NotApplicable as exc:
+            verdict, reason, cause = Verdict.SKIP, exc.reason, SkipCause.NOT_APPLICABLE
+        except Exception as exc:
+            # A check that crashes is the tester's fault, and the reason says so.
+            verdict = Verdict.ERROR
+            reason = f"the check failed on the tester side: {type(exc).__name__}: {exc}"
+        return _result(
+            clause, verdict, evidence.scrub(reason), time.monotonic() - started, evidence, cause
+        )
+
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        self.deselected.update(i.name for i in items if isinstance(i, ClauseItem))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        if _RESULT_PROPERTY not in props and report.failed:
+            self._harness_failure(report)
+        if _RESULT_PROPERTY not in props or report.when != "call":
+            return
+        result = ClauseResult.from_dict(json.loads(str(props[_RESULT_PROPERTY])))
+        self.results[result.id] = result
+        if self.config.getoption("ats_progress") and not self.config.getoption("ats_quiet"):
+            self._print(progress_line(result))
+
+    def pytest_report_teststatus(
+        self, report: pytest.TestReport, config: pytest.Config
+    ) -> tuple[str, str, str] | None:
+        props = dict(report.user_properties)
+        if _RESULT_PROPERTY not in props or report.when != "call":
+            return None
+        data = json.loads(str(props[_RESULT_PROPERTY]))
+        verdict = data["verdict"]
+        category, letter = {
+            "PASS": ("passed", "."),
+            "FAIL": ("failed", "F"),
+            "ERROR": ("error", "E"),
+            "SKIP": ("skipped", "s"),
+        }[verdict]
+        return category, letter, f"{verdict}  {data['level']}  {data['title']['en']}"
+
+    def _harness_failure(self, report: pytest.TestReport) -> None:
+        """A clause whose item broke outside its check (a plugin, the harness) is an ERROR."""
+        clause_id = report.nodeid.rsplit("::", 1)[-1]
+        planned = next((p for p in self.plan.clauses if p.clause.id == clause_id), None)
+        if planned is None or clause_id in self.results:
+            return
+        lines = [line for line in report.longreprtext.strip().splitlines() if line.strip()]
+        reason = f"tester-side failure in {report.when}: {lines[-1] if lines else 'unknown'}"
+        result = _result(planned.clause, Verdict.ERROR, reason, report.duration, None, None)
+        self.results[clause_id] = result
+        if self.config.getoption("ats_progress") and not self.config.getoption("ats_quiet"):
+            self._print(progress_line(result))
+
+    # -- finishing ---------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._own_neighbours and self._neighbours is not None:
+            self._neighbours.stop()
+        if self._client is not None:
+            self._client.close()
+        if not self.controller:
+            return
+        self.report = self.assemble()
+        self.paths = write_reports(self.report, self.report_dir)
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = exit_status(self.report)
+
+    def assemble(self) -> RunReport:
+        """The run report: every clause of the plan with its result or its reason to skip."""
+        clauses = []
+        for planned in self.plan.clauses:
+            result = self.results.get(planned.clause.id)
+            if result is None and (not planned.runs or planned.clause.id in self.deselected):
+                reason = planned.skip or "not selected (deselected by pytest options)"
+                cause = planned.skip_cause or SkipCause.NOT_SELECTED
+                result = _result(planned.clause, Verdict.SKIP, reason, 0.0, None, cause)
+            elif result is None:
+                # Planned to run but never reported: the run stopped early (-x, Ctrl-C, a crash).
+                reason = "not run: the run stopped before this clause"
+                result = _result(planned.clause, Verdict.ERROR, reason, 0.0, None, None)
+            clauses.append(result)
+        partial = self.plan.partial or any(r.skip_cause is SkipCause.NOT_SELECTED for r in clauses)
+        return RunReport(
+            profile=self.plan.profile.name,
+            suite_version=__version__,
+            started_at=self.started_at,
+            finished_at=_now(),
+            target=self.plan.target.public(),
+            clauses=tuple(clauses),
+            lab=self.plan.lab,
+            partial=partial,
+            selection=self.plan.scope(),
+            load_mode=self.plan.load_mode,
+            load=dict(self.run.load),
+            standard=STANDARD,
+        )
+
+    def _print(self, line: str) -> None:
+        self._out.write(line + "\n")
+        self._out.flush()
+
+
+def exit_status(report: RunReport) -> int:
+    """0 for CERTIFIED, CERTIFIED_WITH_FINDINGS or LAB_CONFORMANT; 1 for NOT_CERTIFIED."""
+    return 1 if report.verdict.value == "NOT_CERTIFIED" else 0
+
+
+def progress_line(result: ClauseResult) -> str:
+    """One line of terminal progress: clause id, verdict, duration, level, title or reason."""
+    detail = result.reason if result.verdict is not Verdict.PASS else result.title.get("en", "")
+    return (
+        f"{result.id:<12} {result.verdict.value:<5} {result.duration_s:6.2f}s  "
+        f"{result.level:<6} {_one_line(detail)}"
+    )
+
+
+def _one_line(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _result(
+    clause: Clause,
+    verdict: Verdict,
+    reason: str,
+    duration: float,
+    evidence: EvidenceLog | None,
+    cause: SkipCause | None,
+) -> ClauseResult:
+    return ClauseResult(
+        id=clause.id,
+        level=clause.level,
+        chapter=clause.chapter,
+        title={"zh": clause.title.zh, "en": clause.title.en},
+        verdict=verdict,
+        reason=reason,
+        duration_s=duration,
+        evidence=tuple(evidence.entries) if evidence is not None else (),
+        skip_cause=cause if verdict is Verdict.SKIP else None,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

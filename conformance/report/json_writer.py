@@ -1,0 +1,17 @@
+"""report.json: the run as the public contract describes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conformance.report.integrity import seal
+from conformance.report.model import RunReport
+
+
+def write_json(report: RunReport, path: Path) -> Path:
+    """Writes ``report`` as UTF-8 JSON to ``path``, sealed with its integrity digest."""
+    path.write_text(
+        json.dumps(seal(report.to_dict()), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    return path

@@ -1,0 +1,71 @@
+"""junit.xml: one testcase per clause, classname the chapter, the reason as failure message."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from conformance.report.model import RunReport, Verdict
+
+
+def junit_tree(report: RunReport) -> ET.ElementTree:
+    """The JUnit XML document of ``report``."""
+    counts = report.counts
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": f"{report.standard} {report.profile}",
+            "tests": str(len(report.clauses)),
+            "failures": str(counts[Verdict.FAIL]),
+            "errors": str(counts[Verdict.ERROR]),
+            "skipped": str(counts[Verdict.SKIP]),
+            "time": f"{sum(r.duration_s for r in report.clauses):.3f}",
+            "timestamp": report.started_at,
+        },
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("verdict", report.verdict.value),
+        ("node_id", str(report.target.get("node_id", ""))),
+        ("base_url", str(report.target.get("base_url", ""))),
+    ):
+        ET.SubElement(properties, "property", {"name": name, "value": value})
+    for result in report.clauses:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": result.chapter,
+                "name": f"{result.id} {result.title.get('en', '')}".strip(),
+                "time": f"{result.duration_s:.3f}",
+            },
+        )
+        detail = "\n".join(
+            str(e.get("summary") or e.get("note") or "") for e in result.evidence
+        ).strip()
+        if result.verdict is Verdict.FAIL:
+            ET.SubElement(
+                case, "failure", {"message": result.reason, "type": result.level}
+            ).text = detail or None
+        elif result.verdict is Verdict.ERROR:
+            ET.SubElement(case, "error", {"message": result.reason, "type": result.level}).text = (
+                detail or None
+            )
+        elif result.verdict is Verdict.SKIP:
+            ET.SubElement(case, "skipped", {"message": result.reason})
+        if result.evidence and result.verdict is not Verdict.SKIP:
+            ET.SubElement(case, "system-out").text = json.dumps(
+                list(result.evidence), ensure_ascii=False, indent=1
+            )
+    root = ET.Element("testsuites", {"name": "conformance"})
+    root.append(suite)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(report: RunReport, path: Path) -> Path:
+    """Writes ``report`` as JUnit XML to ``path``."""
+    tree = junit_tree(report)
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+    return path

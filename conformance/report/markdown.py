@@ -1,0 +1,54 @@
+"""summary.md: the verdict, the counts and every failing clause with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conformance.report.model import RunReport, Verdict
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def render_summary(report: RunReport) -> str:
+    """The one-page Markdown summary of ``report``."""
+    target = report.target
+    lines = [
+        f"# {report.standard} conformance run — {report.verdict.value}",
+        "",
+        report.headline(),
+        "",
+        f"- node: {target.get('node_id')} ({target.get('level')}) at {target.get('base_url')}",
+        f"- profile: {report.profile}; suite {report.suite_version}",
+        f"- load stage: {report.load_mode}",
+        f"- run: {report.started_at} → {report.finished_at}",
+        "",
+        "| chapter | PASS | FAIL | ERROR | SKIP |",
+        "|---|---|---|---|---|",
+    ]
+    for chapter, row in report.summary()["by_chapter"].items():
+        lines.append(f"| {chapter} | " + " | ".join(str(row[v]) for v in Verdict) + " |")
+    failing = [r for r in report.clauses if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
+    if failing:
+        lines += [
+            "",
+            "## Findings",
+            "",
+            "| clause | level | verdict | reason |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r.id} | {r.level} | {r.verdict.value} | {_cell(r.reason)} |" for r in failing
+        ]
+    missing = report.unimplemented_must()
+    if missing:
+        lines += ["", "## MUST clauses not implemented", ""]
+        lines.append(", ".join(r.id for r in missing))
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(report: RunReport, path: Path) -> Path:
+    """Writes the Markdown summary of ``report`` to ``path``."""
+    path.write_text(render_summary(report), encoding="utf-8")
+    return path

@@ -1,0 +1,239 @@
+"""The result model of a run and its verdict rules; every report writer renders this model.
+
+A clause is PASS, FAIL (the node violates it), ERROR (the check could not decide) or SKIP (not
+assessed, always with a reason). The run's verdict follows from the clauses:
+
+- NOT_CERTIFIED: a MUST clause fails or errs, or a MUST clause was not assessed because its
+  check is not implemented (a MUST not assessed is not certified);
+- otherwise, for a lab run (ATS §11) or a partial run (``--only``, or a load stage other than
+  ``full``): LAB_CONFORMANT — conformant where assessed, never a certification;
+- otherwise CERTIFIED_WITH_FINDINGS when a SHOULD clause fails or errs, else CERTIFIED.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(Exception):
+    """A check's decision about its clause, carried as an exception with a one-line reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Finding(Outcome):
+    """The node violates the clause: FAIL."""
+
+
+class Inconclusive(Outcome):
+    """The check could not decide (unreachable node, unusable answer, tester setup): ERROR."""
+
+
+class NotApplicable(Outcome):
+    """The clause does not apply to this node or run: SKIP with the reason."""
+
+
+class Verdict(StrEnum):
+    """The verdict of one clause."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    SKIP = "SKIP"
+
+
+class RunVerdict(StrEnum):
+    """The verdict of a run."""
+
+    CERTIFIED = "CERTIFIED"
+    CERTIFIED_WITH_FINDINGS = "CERTIFIED_WITH_FINDINGS"
+    LAB_CONFORMANT = "LAB_CONFORMANT"
+    NOT_CERTIFIED = "NOT_CERTIFIED"
+
+
+class SkipCause(StrEnum):
+    """Why a clause was not assessed; only some causes keep a run from certifying."""
+
+    NOT_APPLICABLE = "not_applicable"  # the profile or the check says the clause does not apply
+    NOT_IMPLEMENTED = "not_implemented"  # no check exists for the clause
+    NOT_SELECTED = "not_selected"  # outside --only, or deselected by pytest options
+
+
+@dataclass(frozen=True)
+class ClauseResult:
+    """The outcome of one clause with the exchanges that decided it (secrets already removed)."""
+
+    id: str
+    level: str
+    chapter: str
+    title: Mapping[str, str]
+    verdict: Verdict
+    reason: str
+    duration_s: float = 0.0
+    evidence: Sequence[Mapping[str, Any]] = ()
+    skip_cause: SkipCause | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The clause as report.json holds it."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "level": self.level,
+            "chapter": self.chapter,
+            "title": dict(self.title),
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "duration_s": round(self.duration_s, 3),
+            "evidence": [dict(e) for e in self.evidence],
+        }
+        if self.skip_cause is not None:
+            data["skip_cause"] = self.skip_cause.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClauseResult:
+        """The clause read back from report.json."""
+        cause = data.get("skip_cause")
+        return cls(
+            id=data["id"],
+            level=data["level"],
+            chapter=data["chapter"],
+            title=dict(data["title"]),
+            verdict=Verdict(data["verdict"]),
+            reason=data.get("reason", ""),
+            duration_s=float(data.get("duration_s", 0.0)),
+            evidence=tuple(data.get("evidence", ())),
+            skip_cause=SkipCause(cause) if cause else None,
+        )
+
+
+def _blocking(result: ClauseResult) -> bool:
+    return result.level == "MUST" and (
+        result.verdict in (Verdict.FAIL, Verdict.ERROR)
+        or result.skip_cause is SkipCause.NOT_IMPLEMENTED
+    )
+
+
+def decide_verdict(clauses: Iterable[ClauseResult], *, lab: bool, partial: bool) -> RunVerdict:
+    """The run verdict of these clause results (rules in the module docstring)."""
+    results = list(clauses)
+    if any(_blocking(r) for r in results):
+        return RunVerdict.NOT_CERTIFIED
+    if lab or partial:
+        return RunVerdict.LAB_CONFORMANT
+    if any(r.verdict in (Verdict.FAIL, Verdict.ERROR) for r in results):
+        return RunVerdict.CERTIFIED_WITH_FINDINGS
+    return RunVerdict.CERTIFIED
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """One run: what was certified, against which profile, and every clause's result."""
+
+    profile: str
+    suite_version: str
+    started_at: str
+    finished_at: str
+    target: Mapping[str, Any]
+    clauses: Sequence[ClauseResult]
+    lab: bool = False
+    partial: bool = False
+    selection: Sequence[str] = ()
+    load_mode: str = "off"
+    load: Mapping[str, Any] = field(default_factory=dict)
+    standard: str = "ATS-1.0"
+
+    @property
+    def verdict(self) -> RunVerdict:
+        """The run verdict (see ``decide_verdict``)."""
+        return decide_verdict(self.clauses, lab=self.lab, partial=self.partial)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many clauses have each verdict (every verdict present, zero included)."""
+        seen = Counter(r.verdict for r in self.clauses)
+        return {v.value: seen.get(v, 0) for v in Verdict}
+
+    def unimplemented_must(self) -> list[ClauseResult]:
+        """MUST clauses not assessed because their check does not exist."""
+        return [
+            r
+            for r in self.clauses
+            if r.level == "MUST" and r.skip_cause is SkipCause.NOT_IMPLEMENTED
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per chapter and per level, and the MUST clauses not implemented."""
+        by_chapter: dict[str, dict[str, int]] = {}
+        by_level: dict[str, dict[str, int]] = {}
+        for r in self.clauses:
+            for table, key in ((by_chapter, r.chapter), (by_level, r.level)):
+                row = table.setdefault(key, {v.value: 0 for v in Verdict})
+                row[r.verdict.value] += 1
+        return {
+            "by_chapter": by_chapter,
+            "by_level": by_level,
+            "must_not_implemented": len(self.unimplemented_must()),
+        }
+
+    def headline(self) -> str:
+        """One line: the verdict and why, as the terminal and summary.md show it."""
+        verdict = self.verdict
+        counts = self.counts
+        text = (
+            f"{verdict.value}: {counts['PASS']} passed, {counts['FAIL']} failed, "
+            f"{counts['ERROR']} errors, {counts['SKIP']} skipped"
+        )
+        missing = len(self.unimplemented_must())
+        if missing:
+            text += f"; {missing} MUST clauses not implemented"
+        if self.lab:
+            text += "; lab run (plain HTTP): never a certification"
+        if self.partial:
+            scope = ", ".join(self.selection) or "selected clauses"
+            text += f"; partial run ({scope}): never a certification"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """report.json."""
+        return {
+            "standard": self.standard,
+            "profile": self.profile,
+            "suite_version": self.suite_version,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "target": dict(self.target),
+            "verdict": self.verdict.value,
+            "headline": self.headline(),
+            "lab": self.lab,
+            "partial": self.partial,
+            "selection": list(self.selection),
+            "load_mode": self.load_mode,
+            "counts": self.counts,
+            "summary": self.summary(),
+            "clauses": [r.to_dict() for r in self.clauses],
+            "load": dict(self.load),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunReport:
+        """The run read back from report.json (the verdict is recomputed, and must agree)."""
+        return cls(
+            profile=data["profile"],
+            suite_version=data["suite_version"],
+            started_at=data["started_at"],
+            finished_at=data["finished_at"],
+            target=dict(data["target"]),
+            clauses=tuple(ClauseResult.from_dict(c) for c in data["clauses"]),
+            lab=bool(data.get("lab", False)),
+            partial=bool(data.get("partial", False)),
+            selection=tuple(data.get("selection", ())),
+            load_mode=data.get("load_mode", "off"),
+            load=dict(data.get("load", {})),
+            standard=data.get("standard", "ATS-1.0"),
+        )
