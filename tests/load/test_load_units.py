@@ -1,0 +1,172 @@
+"""The load stage's parts without a node: profiles, caps, safety, statistics and judgements."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from loadnode import ROLES, assess, context, short_profile, write_files
+
+from conformance.checks import RunState
+from conformance.load import LoadProfileError, load_load_profile, load_refusal, make_phase
+from conformance.load.plan import LoadPlan
+from conformance.load.runner import PhaseRecords, master_command, worker_command
+from conformance.load.slo import judge_latency, judge_saturation, judge_server_errors, saturation
+from conformance.load.stats import percentile, phase_stats
+from conformance.profile import get_clause
+from conformance.target import load_target
+
+PROFILE = load_load_profile()
+
+
+def _phase(rate: float = 50, window: float = 4):
+    return make_phase(
+        "share-query",
+        PROFILE.scenarios["share-query"],
+        prefix="",
+        resources=ROLES,
+        rate_per_s=rate,
+        warmup_s=1,
+        window_s=window,
+        workers=1,
+        generator=PROFILE.generator,
+        caps=PROFILE.caps,
+    )
+
+
+def _records(rate: float, window: float, latency_ms: float, status: int = 200, code=None):
+    count = int(rate * window)
+    return PhaseRecords(
+        "share-query",
+        count,
+        tuple((k / rate, latency_ms, 0.1, 0.0, status, code) for k in range(count)),
+    )
+
+
+def test_the_default_load_profile_is_valid() -> None:
+    assert set(PROFILE.scenarios) == {"share-query", "catalog-page"}
+    assert PROFILE.caps.max_rate_per_s == 2000
+    assert PROFILE.stepped["smoke"].factors[0] == 1
+
+
+def test_a_bad_load_profile_names_file_and_place(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (Path(PROFILE.source)).read_text("utf-8").replace("max_workers: 32", "max_workers: 0")
+    bad.write_text(text, "utf-8")
+    with pytest.raises(LoadProfileError, match=r"bad\.yaml: caps\.max_workers: 0 is less than"):
+        load_load_profile(str(bad))
+
+
+def test_a_plan_over_the_rate_cap_is_refused() -> None:
+    plan = LoadPlan("http://127.0.0.1:1", "load", "HMAC-SM3", 5.0, 1, (_phase(rate=5000),))
+    with pytest.raises(LoadProfileError, match="exceeds the cap of 2000 req/s"):
+        plan.check_caps(PROFILE.caps)
+
+
+def test_the_share_query_target_is_the_unconditional_resource() -> None:
+    phase = _phase()
+    assert phase.target == f"/api/v1/share/{ROLES['unconditional']}/query"
+    assert phase.body == "{}"
+    assert phase.max_in_flight == 250  # 50 req/s × 5 s client timeout: an open model
+
+
+def test_no_secret_is_on_a_locust_command_line(tmp_path: Path) -> None:
+    _, target_file = write_files(tmp_path)
+    target = load_target(target_file)
+    plan = LoadPlan("http://127.0.0.1:1", "load", "HMAC-SM3", 5.0, 2, (_phase(),))
+    commands = master_command(plan, tmp_path / "out.json", bind_host="127.0.0.1", bind_port=1,
+                              run_time_s=10) + worker_command("127.0.0.1", 1)  # fmt: skip
+    assert not any(s in " ".join(commands) for s in target.secrets())
+    assert "--master-bind-host" in commands
+    assert commands[commands.index("--master-bind-host") + 1] == "127.0.0.1"
+
+
+def test_load_to_a_remote_node_needs_the_operators_statement(tmp_path: Path) -> None:
+    _, target_file = write_files(tmp_path)
+    target = load_target(target_file)
+    remote = replace(target, node=replace(target.node, base_url="https://node.example.gov.cn"))
+    assert load_refusal(target) is None
+    reason = load_refusal(remote)
+    assert reason is not None
+    assert "operator_owns_target: true" in reason
+    assert load_refusal(replace(remote, operator_owns_target=True)) is None
+    run = RunState()
+    verdict, why = assess(context(remote, "ATS-PERF-01", run, short_profile()))
+    assert verdict == "ERROR"
+    assert "not a loopback address" in why
+
+
+def test_the_target_file_states_the_operator_owns_the_node(tmp_path: Path) -> None:
+    _, target_file = write_files(tmp_path)
+    text = target_file.read_text("utf-8") + "load:\n  operator_owns_target: true\n"
+    target_file.write_text(text, "utf-8")
+    assert load_target(target_file).operator_owns_target is True
+
+
+def test_load_off_skips_every_perf_clause(tmp_path: Path) -> None:
+    _, target_file = write_files(tmp_path)
+    target = load_target(target_file)
+    for clause_id in ("ATS-PERF-01", "ATS-PERF-02", "ATS-PERF-03", "ATS-PERF-04"):
+        ctx = context(target, clause_id, RunState(), short_profile(), mode="off")
+        assert assess(ctx) == ("SKIP", "load stage off (--load off)")
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.95) == 95
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 0.50) == 50
+    assert percentile([], 0.5) is None
+
+
+def test_a_steady_fast_phase_passes_perf_01() -> None:
+    stats = phase_stats(_phase(), _records(50, 4, 12.0))
+    assert stats.rate_per_s == 50
+    assert stats.p95_ms == 12.0
+    assert len(stats.timeline) == 4
+    assert stats.timeline[0]["rate"] == 50
+    params = get_clause("ATS-PERF-01").params
+    assert judge_latency(stats, params, max_generator_lag_ms=100).verdict == "PASS"
+
+
+def test_a_slow_phase_fails_perf_01_on_p95() -> None:
+    stats = phase_stats(_phase(), _records(50, 4, 700.0))
+    judgement = judge_latency(stats, get_clause("ATS-PERF-01").params, max_generator_lag_ms=100)
+    assert judgement.verdict == "FAIL"
+    assert "p95 700 ms > 500 ms" in judgement.reason
+
+
+def test_5xx_answers_fail_perf_03_and_are_counted_by_code() -> None:
+    stats = phase_stats(_phase(), _records(50, 4, 5.0, 503, "UNAVAILABLE"))
+    assert stats.failures_by_status == {"503": 200}
+    assert stats.failures_by_code == {"UNAVAILABLE": 200}
+    judgement = judge_server_errors([stats], 0)
+    assert judgement.verdict == "FAIL"
+    assert "200× 503" in judgement.reason
+
+
+def test_a_lagging_generator_makes_the_measurement_inconclusive() -> None:
+    lagging = PhaseRecords(
+        "share-query", 200, tuple((k / 50, 300.0, 250.0, 0.0, 200, None) for k in range(200))
+    )
+    stats = phase_stats(_phase(), lagging)
+    judgement = judge_latency(stats, get_clause("ATS-PERF-01").params, max_generator_lag_ms=100)
+    assert judgement.verdict == "ERROR"
+    assert "load generator" in judgement.reason
+
+
+def test_the_saturation_point_is_the_last_step_held() -> None:
+    params = get_clause("ATS-PERF-04").params
+    steps = [
+        phase_stats(_phase(rate), _records(rate, 4, latency))
+        for rate, latency in ((50, 10.0), (100, 20.0), (150, 900.0))
+    ]
+    found = saturation(steps, params)
+    assert found.rate_per_s == 100
+    assert not found.capped
+    assert judge_saturation(found, params, max_generator_lag_ms=100).verdict == "PASS"
+    below = saturation(steps[:1] + steps[2:], params)
+    judgement = judge_saturation(below, params, max_generator_lag_ms=100)
+    assert judgement.verdict == "FAIL"
+    assert "below 100 req/s" in judgement.reason
