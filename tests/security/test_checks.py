@@ -1,0 +1,134 @@
+"""The SEC and AUD checks against real reference nodes: clean nodes pass, each fault is caught.
+
+Every fault switch made for a clause of chapters 9 and 11 is proven here: the check of its
+clause fails on a node with only that switch on, and the other SEC and AUD checks pass there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SEC_AUD, Env, Pki, start_env
+
+from conformance.checks.security import LAB_SKIP
+from conformance.reference.faults import FAULTS
+
+# The burst and steady phases of ATS-SEC-03 take seconds: other faults' runs leave it out.
+_SLOW = "ATS-SEC-03"
+
+# Every fault that breaks a clause of chapters 9 or 11, and the SEC/AUD clauses it breaks.
+FAULT_CASES = {
+    name: tuple(c for c in fault.clauses if c in SEC_AUD)
+    for name, fault in FAULTS.items()
+    if any(c in SEC_AUD for c in fault.clauses)
+}
+
+
+def test_every_sec_and_aud_fault_is_listed() -> None:
+    # The faults proven below, by name, so that the fault registry's own test finds them.
+    assert sorted(FAULT_CASES) == sorted(
+        [
+            "allow-tls1-0",
+            "forward-caller-headers",
+            "injectable-keyword",
+            "missing-role-check",
+            "mutable-audit",
+            "new-request-id-on-forward",
+            "no-audit-on-denied",
+            "no-auth-failure-audit",
+            "no-cache-control",
+            "no-hsts",
+            "no-nosniff",
+            "no-origin-headers",
+            "no-rate-limit",
+            "no-retry-after",
+            "serve-data-over-http",
+            "wildcard-cors",
+        ]
+    )
+
+
+def _secrets_absent(env: Env, evidence: list[dict[str, object]], reason: str) -> None:
+    text = json.dumps(evidence, ensure_ascii=False) + reason
+    for secret in env.target.secrets():
+        assert secret not in text
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("clause_id", SEC_AUD)
+def test_clean_https_node_passes(https_env: Env, clause_id: str) -> None:
+    verdict, reason, evidence = https_env.assess(clause_id)
+    assert (verdict, reason) == ("PASS", reason)
+    _secrets_absent(https_env, evidence, reason)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("clause_id", SEC_AUD)
+def test_lab_run_skips_transport_security_only(lab_env: Env, clause_id: str) -> None:
+    verdict, reason, evidence = lab_env.assess(clause_id)
+    if clause_id in ("ATS-SEC-01", "ATS-SEC-06"):
+        assert (verdict, reason) == ("SKIP", LAB_SKIP)
+    else:
+        assert verdict == "PASS", reason
+    if clause_id == "ATS-SEC-02":
+        assert {"note": LAB_SKIP} in evidence
+
+
+@pytest.fixture
+def plain_env(tmp_path: Path) -> Iterator[Env]:
+    env = start_env(tmp_path, None, lab=False)
+    yield env
+    env.stop()
+
+
+@pytest.mark.timeout(60)
+def test_plain_http_without_lab_fails_transport_security(plain_env: Env) -> None:
+    verdict, reason, _ = plain_env.assess("ATS-SEC-01")
+    assert verdict == "FAIL"
+    assert "plain HTTP" in reason
+    verdict, reason, _ = plain_env.assess("ATS-SEC-06")
+    assert verdict == "FAIL"
+    assert "with data" in reason
+
+
+@pytest.fixture
+def foreign_ca_env(tmp_path: Path, pki: Pki) -> Iterator[Env]:
+    env = start_env(tmp_path, pki, ca_bundle=pki.other_ca)
+    yield env
+    env.stop()
+
+
+@pytest.mark.timeout(60)
+def test_certificate_of_another_ca_fails(foreign_ca_env: Env) -> None:
+    verdict, reason, _ = foreign_ca_env.assess("ATS-SEC-01")
+    assert verdict == "FAIL"
+    assert "certificate not valid" in reason
+
+
+@pytest.fixture
+def faulty_env(request: pytest.FixtureRequest, tmp_path: Path, pki: Pki) -> Iterator[Env]:
+    env = start_env(tmp_path, pki, [request.param])
+    yield env
+    env.stop()
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("faulty_env", sorted(FAULT_CASES), indirect=True)
+def test_fault_fails_its_clause_and_nothing_else(
+    faulty_env: Env, request: pytest.FixtureRequest
+) -> None:
+    fault = request.node.callspec.params["faulty_env"]
+    broken = FAULT_CASES[fault]
+    verdicts = {}
+    for clause_id in SEC_AUD:
+        if clause_id == _SLOW and clause_id not in broken:
+            continue
+        verdict, reason, evidence = faulty_env.assess(clause_id)
+        _secrets_absent(faulty_env, evidence, reason)
+        verdicts[clause_id] = (verdict, reason)
+    assert {c: v for c, (v, _) in verdicts.items() if v != "PASS"} == dict.fromkeys(
+        broken, "FAIL"
+    ), verdicts
