@@ -64,7 +64,8 @@ FAULTS: dict[str, Fault] = {
         "catalog pages are ordered by descending resource_code", ("ATS-API-08", "ATS-CAT-01")
     ),
     "accept-size-zero": Fault(
-        "page size 0 and 101 are accepted (clamped) instead of answering 400", ("ATS-API-08",)
+        "page size 0 and 101 are accepted (clamped) instead of answering 400",
+        ("ATS-API-05", "ATS-API-08"),
     ),
     "timestamp-without-offset": Fault(
         "timestamps are written without a time zone offset", ("ATS-API-09", "ATS-NODE-01")
@@ -85,20 +86,22 @@ FAULTS: dict[str, Fault] = {
         ("ATS-NODE-03",),
     ),
     "wrong-node-level": Fault(
-        "the descriptor declares a level other than the configured one", ("ATS-NODE-04",)
+        "the descriptor declares a level other than the configured one",
+        ("ATS-NODE-02", "ATS-NODE-03", "ATS-NODE-04"),
     ),
     "wrong-parent-id": Fault(
-        "the descriptor declares a parent_id other than the configured one", ("ATS-NODE-04",)
+        "the descriptor declares a parent_id other than the configured one",
+        ("ATS-NODE-03", "ATS-NODE-04"),
     ),
     "clock-skew": Fault("the node clock runs 60 s ahead in health `time`", ("ATS-NODE-05",)),
     # Chapter 3 — AUTH
     "accept-missing-signature": Fault(
         "a request without signature headers is served as the first consumer app",
-        ("ATS-AUTH-01",),
+        ("ATS-AUTH-01", "ATS-NODE-01"),
     ),
     "skip-signature-check": Fault(
         "signatures are not verified: a request changed after signing is served",
-        ("ATS-AUTH-02",),
+        ("ATS-AUTH-02", "ATS-AUTH-03"),
     ),
     "distinguish-unknown-app": Fault(
         "an unknown app_id answers with a message other than a wrong signature's",

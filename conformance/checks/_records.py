@@ -1,0 +1,366 @@
+"""Share queries (ATS §5) and subscriptions (ATS §6) as the data chapters' checks use them.
+
+Every subscription the suite creates is listed in the run state (``RunState.subscriptions``) and
+noted in the clause's evidence; ``Subscriptions`` revokes what a check created when it ends —
+ATS-1.0 has no deletion, so revocation is the clean-up it allows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any
+
+from conformance import schemas
+from conformance.checks import CheckContext, Finding, Inconclusive
+from conformance.checks._expect import expect_json_object, expect_status, request_text
+from conformance.checks._payloads import corpus
+from conformance.client import Exchange
+from conformance.profile import load_vocabulary
+
+__all__ = [
+    "SUBSCRIPTIONS",
+    "RecordSet",
+    "Subscriptions",
+    "approved_subscriptions",
+    "entitled",
+    "fetch_records",
+    "generation_seed",
+    "items_of",
+    "query",
+    "query_answer",
+    "same_json",
+    "share_path",
+    "value_problem",
+]
+
+SUBSCRIPTIONS = "/api/v1/subscriptions"
+# ATS-API-08: the largest page; the fewest requests per record read.
+RECORD_PAGE = 100
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})",
+    re.ASCII,
+)
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", re.ASCII)
+
+
+def share_path(code: str) -> str:
+    """The share query path of a resource code (its slash as it is, ATS §4)."""
+    return f"/api/v1/share/{code}/query"
+
+
+def query(
+    ctx: CheckContext,
+    code: str,
+    body: Mapping[str, Any] | None = None,
+    *,
+    app: str = "consumer",
+    headers: Mapping[str, str] | None = None,
+) -> Exchange:
+    """One share query on ``code`` signed by ``app``."""
+    return ctx.client.post(share_path(code), app=app, json=dict(body or {}), headers=headers)
+
+
+def query_answer(ex: Exchange, what: str) -> dict[str, Any]:
+    """The 200 answer of a share query, with the ATS §5 answer shape, parsed."""
+    expect_status(ex, 200, what=what)
+    body = expect_json_object(ex, what=what)
+    errors = schemas.validation_errors("share-query-answer", body)
+    if errors:
+        raise Finding(f"{what} was answered with {errors[0]} ({request_text(ex)})")
+    return body
+
+
+def items_of(entry: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The declared items of a catalog entry by name."""
+    items = entry.get("items")
+    if not isinstance(items, list):
+        return {}
+    return {str(i["name"]): i for i in items if isinstance(i, dict) and "name" in i}
+
+
+class RecordSet:
+    """The records of a query walked over its pages, with its ``total`` and ``masked``."""
+
+    def __init__(self, records: list[dict[str, Any]], total: int, masked: list[str]) -> None:
+        self.records = records
+        self.total = total
+        self.masked = masked
+
+
+def fetch_records(
+    ctx: CheckContext,
+    code: str,
+    body: Mapping[str, Any] | None = None,
+    *,
+    app: str = "consumer",
+    what: str,
+    max_records: int,
+) -> RecordSet:
+    """Every record of a query (at most ``max_records``, else inconclusive), page by page."""
+    records: list[dict[str, Any]] = []
+    total: int | None = None
+    masked: list[str] = []
+    page = 1
+    while True:
+        ex = query(ctx, code, {**(body or {}), "page": page, "size": RECORD_PAGE}, app=app)
+        answer = query_answer(ex, f"{what} (page {page})")
+        if total is None:
+            total, masked = answer["total"], list(answer["masked"])
+            if total > max_records:
+                raise Inconclusive(
+                    f"{what} holds {total} records, more than the {max_records} the check reads"
+                )
+        elif answer["total"] != total:
+            raise Finding(
+                f"{what} answered total {answer['total']} on page {page}, {total} on page 1; "
+                f"expected a stable total ({request_text(ex)})"
+            )
+        items = answer["items"]
+        records.extend(items)
+        if not items or len(records) >= total:
+            break
+        page += 1
+    if len(records) != total:
+        raise Finding(f"{what} walked {len(records)} records over its pages; total says {total}")
+    return RecordSet(records, total, masked)
+
+
+def _is_date(value: str) -> bool:
+    if not _DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_timestamp(value: str) -> bool:
+    if not _TIMESTAMP.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_base64(value: str) -> bool:
+    if not _BASE64.fullmatch(value):
+        return False
+    try:
+        base64.b64decode(value, validate=True)
+    except binascii.Error:
+        return False
+    return True
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_JSON_KIND_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "number": _is_number,
+    # A zero fraction counts as an integer, as in JSON Schema.
+    "integer": lambda v: _is_number(v) and float(v).is_integer(),
+    "date": lambda v: isinstance(v, str) and _is_date(v),
+    "date-time": lambda v: isinstance(v, str) and _is_timestamp(v),
+    "boolean": lambda v: isinstance(v, bool),
+    "base64": lambda v: isinstance(v, str) and _is_base64(v),
+}
+
+
+def value_problem(value: object, item: Mapping[str, Any]) -> str | None:
+    """Why a non-null value does not fit its item's ``data_type`` (ATS-SHR-01), else None."""
+    if value is None:
+        return None
+    data_type = str(item.get("data_type"))
+    kind = load_vocabulary()["data_types"].get(data_type, {}).get("json")
+    check = _JSON_KIND_CHECKS.get(str(kind))
+    if check is None:
+        return f"declares data_type {data_type!r}, which ATS §4 does not define"
+    shown = _shown(value)
+    if not check(value):
+        return f"is {shown}; expected a JSON {kind} for data_type {data_type}"
+    length = item.get("length")
+    if kind == "string" and isinstance(length, int) and len(str(value)) > length:
+        return (
+            f"has {len(str(value))} characters; expected at most its length {length} "
+            f"(data_type {data_type})"
+        )
+    return None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def approved_subscriptions(ctx: CheckContext, app: str, code: str) -> list[dict[str, Any]]:
+    """The ``APPROVED`` subscriptions of ``app`` on ``code``, as the app itself lists them."""
+    params = [("resource_code", code), ("status", "APPROVED"), ("size", "100")]
+    ex = ctx.client.get(SUBSCRIPTIONS, app=app, params=params)
+    expect_status(ex, 200, what=f"the subscription list of {app}")
+    body = expect_json_object(ex, what=f"the subscription list of {app}")
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise Finding(f"the subscription list of {app} has no `items` list ({request_text(ex)})")
+    return [s for s in items if isinstance(s, dict) and s.get("status") == "APPROVED"]
+
+
+class Subscriptions:
+    """The subscriptions one check creates; on exit each not yet final is revoked by the admin.
+
+    Use as a context manager: ``with Subscriptions(ctx) as subs: …``. The clean-up never
+    decides the clause: a revocation the node refuses is noted, not reported.
+    """
+
+    def __init__(self, ctx: CheckContext, purpose: str | None = None) -> None:
+        self.ctx = ctx
+        self.purpose = purpose or str(corpus("data-chapters")["purpose"])
+        self.created: dict[str, str] = {}
+
+    def __enter__(self) -> Subscriptions:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        for sid, status in list(self.created.items()):
+            if status in ("REJECTED", "REVOKED"):
+                continue
+            try:
+                ex = self.ctx.client.delete(f"{SUBSCRIPTIONS}/{sid}", app="admin")
+            except Inconclusive as exc:
+                self.ctx.note(f"clean-up: subscription {sid} could not be revoked: {exc.reason}")
+                continue
+            if ex.status == 200:
+                self.created[sid] = "REVOKED"
+            else:
+                self.ctx.note(f"clean-up: revoking subscription {sid} answered {ex.status}")
+
+    def create(
+        self,
+        app: str,
+        code: str,
+        *,
+        fields: Sequence[str] = (),
+        unmasked: bool = False,
+    ) -> Exchange:
+        """``POST /subscriptions`` by ``app``; a 201 is recorded for the run and the clean-up."""
+        body = {
+            "resource_code": code,
+            "purpose": self.purpose,
+            "fields": list(fields),
+            "unmasked": unmasked,
+        }
+        ex = self.ctx.client.post(SUBSCRIPTIONS, app=app, json=body)
+        if ex.status == 201:
+            try:
+                made = ex.json()
+            except Inconclusive:
+                made = {}
+            sid = made.get("subscription_id") if isinstance(made, dict) else None
+            if isinstance(sid, str | int):
+                self.created[str(sid)] = str(made.get("status"))
+                self.ctx.run.subscriptions.append(str(sid))
+                self.ctx.note(
+                    f"created subscription {sid} of app {app} on {code} "
+                    f"(fields {list(fields) or 'all'}, unmasked {unmasked}): {made.get('status')}"
+                )
+        return ex
+
+    def made(self, app: str, code: str, *, what: str, **options: Any) -> dict[str, Any]:
+        """A subscription the node must create (201 with the ATS §6 shape), parsed."""
+        ex = self.create(app, code, **options)
+        expect_status(ex, 201, what=what)
+        body = expect_json_object(ex, what=what)
+        errors = schemas.validation_errors("subscription", body)
+        if errors:
+            raise Finding(f"{what} was answered with {errors[0]} ({request_text(ex)})")
+        return body
+
+    def decide(self, sid: str, decision: str, *, app: str = "admin") -> Exchange:
+        """``POST /subscriptions/{id}/decision``."""
+        body = {"decision": decision, "reason": "ATS conformance run"}
+        ex = self.ctx.client.post(f"{SUBSCRIPTIONS}/{sid}/decision", app=app, json=body)
+        self._track(sid, ex)
+        return ex
+
+    def revoke(self, sid: str, *, app: str = "admin") -> Exchange:
+        """``DELETE /subscriptions/{id}``."""
+        ex = self.ctx.client.delete(f"{SUBSCRIPTIONS}/{sid}", app=app)
+        self._track(sid, ex)
+        return ex
+
+    def _track(self, sid: str, ex: Exchange) -> None:
+        if ex.status == 200 and sid in self.created:
+            try:
+                status = ex.json().get("status")
+            except (Inconclusive, AttributeError):
+                return
+            self.created[sid] = str(status)
+
+    def approved(
+        self, app: str, code: str, *, what: str, fields: Sequence[str] = (), unmasked: bool = False
+    ) -> dict[str, Any]:
+        """A subscription of ``app`` on ``code`` approved by the admin when it is PENDING."""
+        made = self.made(app, code, what=what, fields=fields, unmasked=unmasked)
+        sid = str(made["subscription_id"])
+        if made["status"] == "PENDING":
+            ex = self.decide(sid, "APPROVE")
+            expect_status(ex, 200, what=f"the approval of {what}")
+            made = expect_json_object(ex, what=f"the approval of {what}")
+        if made.get("status") != "APPROVED":
+            raise Finding(f"{what} reads {made.get('status')!r} after approval; expected APPROVED")
+        return made
+
+
+@contextmanager
+def entitled(ctx: CheckContext, app: str, entry: Mapping[str, Any]) -> Iterator[None]:
+    """``app`` may query ``entry`` for the block: a CONDITIONAL resource gets an approved
+    subscription (revoked afterwards); an UNCONDITIONAL one needs none."""
+    share = entry.get("share")
+    if not isinstance(share, dict) or share.get("type") != "CONDITIONAL":
+        yield
+        return
+    code = str(entry.get("resource_code"))
+    with Subscriptions(ctx) as subs:
+        subs.approved(app, code, what=f"a subscription of {app} to {code}")
+        yield
+
+
+def generation_seed(ctx: CheckContext) -> int:
+    """The seed of generated cases: the clause's ``seed`` parameter, else one per run.
+
+    The evidence records it, so a run is reproduced by setting ``seed`` in the profile.
+    """
+    given = ctx.params.get("seed")
+    value = int(given) if given is not None else ctx.run.cached("hypothesis-seed", _fresh_seed)
+    ctx.note(f"generated cases use seed {value}")
+    return int(value)
+
+
+def _fresh_seed() -> int:
+    return secrets.randbelow(2**32)
+
+
+def same_json(a: object, b: object) -> bool:
+    """The two values are equal with the same JSON type (``true`` never equals ``1``)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if _is_number(a) and _is_number(b):
+        return a == b
+    return type(a) is type(b) and a == b
