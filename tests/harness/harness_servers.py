@@ -63,8 +63,13 @@ def serve(responder: Responder) -> Iterator[tuple[str, list[bytes]]]:
 def http_answer(
     status: int, body: bytes, content_type: str = "application/json", **extra: str
 ) -> bytes:
-    """A complete HTTP/1.1 answer."""
-    headers = {"Content-Type": content_type, "Content-Length": str(len(body)), **extra}
+    """A complete HTTP/1.1 answer; the server closes the connection after it, and says so."""
+    headers = {
+        "Content-Type": content_type,
+        "Content-Length": str(len(body)),
+        "Connection": "close",
+        **extra,
+    }
     head = f"HTTP/1.1 {status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return head.encode() + b"\r\n" + body
 

@@ -6,7 +6,7 @@ import re
 import socket
 
 import pytest
-from conftest import ROLES, TIMEOUT_S, Node
+from refnode import ROLES, TIMEOUT_S, Node
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CATALOG, ROLES, Node, ThreadNode, start_thread_node
+from refnode import CATALOG, ROLES, Node, ThreadNode, start_thread_node
 
 from conformance import codes, signing
 from conformance.reference.faults import FAULTS

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROLES, Node, node_document
+from refnode import ROLES, Node, node_document
 from test_api import assert_error
 
 from conformance import codes, signing

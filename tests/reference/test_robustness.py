@@ -6,9 +6,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from conftest import ROLES, TIMEOUT_S, Node
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from refnode import ROLES, TIMEOUT_S, Node
 
 from conformance import signing
 
@@ -91,8 +91,8 @@ def test_generated_query_parameters_never_draw_5xx(node: Node, params: list) -> 
             "X-Hop-Limit",
             "X-Route",
             "X-Origin-Node",
-            "Content-Length",
         ]
+        # A lying Content-Length cannot be sent through httpx; test_api sends one byte for byte.
     ),
     value=HEADER_TEXT,
 )
@@ -102,8 +102,8 @@ def test_generated_headers_never_draw_5xx(node: Node, name: str, value: str) -> 
     headers[name] = value
     try:
         response = node.http.post(target, content=b"{}", headers=headers)
-    except httpx.HTTPError:
-        # A Content-Length that lies about the body may end the connection; never a 5xx.
+    except httpx.LocalProtocolError:
+        # The client itself refuses to send an illegal header value: nothing reached the node.
         return
     _no_5xx(response)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import CATALOG, ROLES, Node
+from refnode import CATALOG, ROLES, Node
 from test_api import assert_error
 
 from conformance import signing

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SEC_AUD, Env, Pki, start_env
+from secenv import SEC_AUD, Env, Pki, start_env
 
 from conformance.checks.security import LAB_SKIP
 from conformance.reference.faults import FAULTS

@@ -1,0 +1,304 @@
+"""Real reference nodes on loopback for the SEC and AUD checks, with a test PKI made at test time.
+
+Each environment is one reference node process (``python -m conformance.reference``), over
+HTTPS with a certificate of a CA generated here (never committed) or over plain HTTP, its parent
+emulated by the suite (``conformance.neighbours``) and its child down. Checks run exactly as in
+a conformance run: a ``CheckContext`` with the run's client, evidence and run state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import secrets
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from conformance.checks import (
+    CheckContext,
+    Finding,
+    Inconclusive,
+    NotApplicable,
+    RunState,
+    registry,
+)
+from conformance.client import EvidenceLog, NodeClient
+from conformance.data import data_dir
+from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.profile import get_clause
+from conformance.reference.launcher import RunningNode, start_node
+from conformance.target import Target, load_target
+
+NODE_ID = "330000"
+ROLES = json.loads((data_dir("fixtures") / "catalogs" / f"{NODE_ID}.json").read_text("utf-8"))[
+    "roles"
+]
+SEC_AUD = tuple(f"ATS-SEC-0{n}" for n in range(1, 7)) + tuple(f"ATS-AUD-0{n}" for n in range(1, 6))
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A test CA and a server certificate for 127.0.0.1 and localhost, as PEM files."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    other_ca: Path
+
+
+def _name(text: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+
+def _ca(folder: Path, label: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(label))
+        .issuer_name(_name(label))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    path = folder / f"{label}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key, cert, path
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA, a server certificate it signs, and an unrelated CA."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca_key, ca_cert, ca_path = _ca(folder, "ats-test-ca")
+    _, _, other = _ca(folder, "ats-other-ca")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("ats-test-node"))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path = folder / "node.pem"
+    key_path = folder / "node.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return Pki(ca_path, cert_path, key_path, other)
+
+
+def _secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@dataclass
+class Env:
+    """A running candidate node, its target, its emulated parent and the run's client."""
+
+    node: RunningNode
+    target: Target
+    neighbours: NeighbourSet
+    client: NodeClient
+    run: RunState = field(default_factory=RunState)
+
+    def assess(self, clause_id: str) -> tuple[str, str, list[dict[str, object]]]:
+        """The verdict, reason and evidence of the clause's check against this node."""
+        registered = registry()[clause_id]
+        evidence = EvidenceLog(self.target.secrets())
+        ctx = CheckContext(
+            clause=get_clause(clause_id),
+            target=self.target,
+            client=self.client.for_clause(evidence),
+            run=self.run,
+            evidence=evidence,
+            neighbours=self.neighbours,
+        )
+        try:
+            registered.function(ctx)
+        except Finding as exc:
+            return "FAIL", exc.reason, evidence.entries
+        except Inconclusive as exc:
+            return "ERROR", exc.reason, evidence.entries
+        except NotApplicable as exc:
+            return "SKIP", exc.reason, evidence.entries
+        return "PASS", registered.doc, evidence.entries
+
+    def stop(self) -> None:
+        """The node, the emulated parent and the client are stopped."""
+        self.client.close()
+        self.neighbours.stop()
+        self.node.stop()
+
+
+def start_env(
+    folder: Path,
+    pki: Pki | None,
+    faults: Sequence[str] = (),
+    *,
+    lab: bool = False,
+    ca_bundle: Path | None = None,
+) -> Env:
+    """A provincial reference node (HTTPS with ``pki``, else plain HTTP) and its target."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port, plain_port, parent_port, child_port = _free_ports(4)
+    apps = {
+        name: {"app_id": app_id, "secret": _secret()}
+        for name, app_id in (
+            ("consumer", "consumer-a"),
+            ("consumer_b", "consumer-b"),
+            ("admin", "admin"),
+            ("load", "load"),
+        )
+    }
+    as_parent = {"app_id": "node-100000", "secret": _secret()}
+    candidate = {"app_id": "node-330000", "secret": _secret()}
+    roles = {"consumer": "consumer", "consumer_b": "consumer", "admin": "provider-admin"}
+    document = {
+        "node": {
+            "node_id": NODE_ID,
+            "name": "浙江省政务数据共享交换平台",
+            "level": "provincial",
+            "listen": f"127.0.0.1:{port}",
+            "database": ":memory:",
+            "rate_limit_per_app": 50,
+            "cascade_timeout_s": 2,
+            "systems_integrated": 12,
+            "parent": {"node_id": "100000", "url": f"http://127.0.0.1:{parent_port}", **candidate},
+            "children": [
+                {
+                    "node_id": "330100",
+                    "name": "杭州市政务数据共享交换平台",
+                    "level": "municipal",
+                    "url": f"http://127.0.0.1:{child_port}",
+                    "app_id": "node-330000",
+                    "secret": _secret(),
+                }
+            ],
+        },
+        "apps": [
+            {**apps[name], "role": roles.get(name, "consumer")}
+            | ({"rate_limit": 400} if name == "load" else {})
+            for name in apps
+        ]
+        + [{**as_parent, "role": "node", "bound_node": "100000"}],
+        "seed": {"catalog": NODE_ID},
+        "faults": [],
+        "tls": None
+        if pki is None
+        else {"cert": str(pki.cert), "key": str(pki.key), "http_listen": f"127.0.0.1:{plain_port}"},
+    }
+    node_file = folder / "node.yaml"
+    node_file.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    node_file.chmod(0o600)
+    scheme = "https" if pki is not None else "http"
+    bundle = ca_bundle or (pki.ca if pki is not None else None)
+    target_doc = {
+        "node": {
+            "base_url": f"{scheme}://127.0.0.1:{port}",
+            "level": "provincial",
+            "node_id": NODE_ID,
+            "parent_id": "100000",
+            "ca_bundle": str(bundle) if bundle is not None else None,
+            "http_url": f"http://127.0.0.1:{plain_port}" if pki is not None else None,
+        },
+        "apps": apps,
+        "resources": dict(ROLES),
+        "neighbours": {
+            "parent": {
+                "listen": f"127.0.0.1:{parent_port}",
+                "node_id": "100000",
+                "as_parent": as_parent,
+                "candidate": candidate,
+            }
+        },
+        "lab": lab,
+    }
+    target_file = folder / "target.yaml"
+    target_file.write_text(yaml.safe_dump(target_doc, allow_unicode=True), encoding="utf-8")
+    target_file.chmod(0o600)
+    target = load_target(target_file)
+    assert target.neighbours is not None
+    neighbours = start_neighbours(target.neighbours)
+    try:
+        node = start_node(node_file, faults)
+    except BaseException:
+        neighbours.stop()
+        raise
+    return Env(node, target, neighbours, NodeClient(target))
+
+
+@pytest.fixture(scope="module")
+def https_env(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Env]:
+    """The clean reference node over HTTPS, with its plain-HTTP redirect address."""
+    env = start_env(tmp_path_factory.mktemp("https"), pki)
+    yield env
+    env.stop()
+
+
+@pytest.fixture(scope="module")
+def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """The clean reference node over plain HTTP, declared a lab run."""
+    env = start_env(tmp_path_factory.mktemp("lab"), None, lab=True)
+    yield env
+    env.stop()
