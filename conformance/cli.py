@@ -41,6 +41,21 @@ def _run(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _load(args: argparse.Namespace) -> int:
+    from conformance.runner import run
+
+    # The load stage alone is a run of chapter PERF: same target file, reports and exit status.
+    only_perf = {"only": ["PERF"], "load": args.mode, "profile": None, "lab": False}
+    return run(argparse.Namespace(**vars(args), **only_perf, pytest_arg=[]))
+
+
+def _workers(text: str) -> int:
+    count = int(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
+    return count
+
+
 def _report_html(args: argparse.Namespace) -> int:
     from conformance.report.html import html_from_json
     from conformance.report.integrity import ReportFileError
@@ -149,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--load", choices=("off", "smoke", "full"), help="load stage mode")
     run.add_argument("--lab", action="store_true", help="lab run: plain HTTP, never certifies")
+    run.add_argument(
+        "--workers", type=_workers, metavar="N", help="locust worker processes for the load stage"
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     run.add_argument(
         "--pytest-arg",
@@ -158,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra argument handed to pytest (repeatable)",
     )
     run.set_defaults(handler=_run)
+
+    load = commands.add_parser("load", help="run only the load stage (ATS-PERF) against a node")
+    load.add_argument("--target", required=True, metavar="FILE", help="target file")
+    load.add_argument("--mode", choices=("smoke", "full"), default="full", help="load mode")
+    load.add_argument("--workers", type=_workers, metavar="N", help="locust worker processes")
+    load.add_argument("--report-dir", default="reports", help="where the reports are written")
+    load.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
+    load.set_defaults(handler=_load)
 
     report = commands.add_parser("report", help="render, compare and verify reports")
     report_commands = report.add_subparsers(dest="report_command", required=True)

@@ -72,6 +72,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="load stage: off, smoke (never a certification) or full (default)",
     )  # fmt: skip
     group.addoption(
+        "--ats-load-workers", dest="ats_load_workers", type=int, metavar="N",
+        help="locust worker processes for the load stage (default: the load profile's)",
+    )  # fmt: skip
+    group.addoption(
         "--ats-lab", dest="ats_lab", action="store_true",
         help="lab run (plain HTTP, ATS §11): LAB_CONFORMANT at best",
     )  # fmt: skip
@@ -98,6 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
             only=config.getoption("ats_only"),
             load_mode=config.getoption("ats_load"),
             lab=config.getoption("ats_lab"),
+            load_workers=config.getoption("ats_load_workers"),
         )
     except (TargetError, ProfileError, PlanError) as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -134,6 +139,7 @@ class Plan:
     selection: tuple[str, ...]
     load_mode: str
     lab: bool
+    load_workers: int | None = None
 
     @property
     def partial(self) -> bool:
@@ -159,6 +165,7 @@ def build_plan(
     only: Sequence[str],
     load_mode: str,
     lab: bool,
+    load_workers: int | None = None,
 ) -> Plan:
     """The plan of a run; raises ``TargetError``, ``ProfileError`` or ``PlanError`` (one line)."""
     target = load_target(target_path)
@@ -198,7 +205,11 @@ def build_plan(
             planned.append(PlannedClause(clause, None, _NOT_IMPLEMENTED, SkipCause.NOT_IMPLEMENTED))
         else:
             planned.append(PlannedClause(clause, registered))
-    return Plan(target, chosen, tuple(planned), wanted, load_mode, target.lab)
+    if load_workers is not None and load_workers < 1:
+        raise PlanError(
+            f"--ats-load-workers: must be a whole number of at least 1, got {load_workers}"
+        )
+    return Plan(target, chosen, tuple(planned), wanted, load_mode, target.lab, load_workers)
 
 
 def _with_lab(target: Target) -> Target:
@@ -357,6 +368,7 @@ class AtsSession:
                 profile=self.plan.profile,
                 neighbours=self.neighbours,
                 load_mode=self.plan.load_mode,
+                load_workers=self.plan.load_workers,
             )
             planned.check.function(ctx)
         except Finding as exc:

@@ -61,6 +61,7 @@ class RunOptions:
     lab: bool
     quiet: bool
     pytest_args: tuple[str, ...]
+    workers: int | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -76,6 +77,7 @@ class RunOptions:
             lab=bool(getattr(args, "lab", False)),
             quiet=bool(getattr(args, "quiet", False)),
             pytest_args=tuple(getattr(args, "pytest_arg", None) or ()),
+            workers=getattr(args, "workers", None),
         )
 
 
@@ -168,6 +170,8 @@ def pytest_arguments(options: RunOptions, target: Path, home: Path) -> list[str]
         argv += ["--ats-only", name]
     if options.lab:
         argv.append("--ats-lab")
+    if options.workers is not None:
+        argv += ["--ats-load-workers", str(options.workers)]
     if options.quiet:
         argv.append("--ats-quiet")
     return [*argv, *options.pytest_args, str(home)]

@@ -86,6 +86,7 @@ class CheckContext:
     profile: Profile | None = None
     neighbours: NeighbourSet | None = None
     load_mode: str = "off"
+    load_workers: int | None = None
 
     @property
     def params(self) -> Mapping[str, Any]:

@@ -57,7 +57,7 @@ def _stage(ctx: CheckContext) -> LoadStageResult:
 
     def measure() -> LoadStageResult:
         params = {c: _params(ctx, c) for c in ("ATS-PERF-01", "ATS-PERF-02")}
-        result = run_stage(ctx.target, mode, params, load_load_profile())
+        result = run_stage(ctx.target, mode, params, load_load_profile(), workers=ctx.load_workers)
         ctx.run.load.update(result.to_dict())
         return result
 
@@ -134,7 +134,14 @@ def saturation_point_above_target(ctx: CheckContext) -> None:
     timeout = float(_params(ctx, "ATS-PERF-01").get("client_timeout_s", 5))
 
     def measure() -> SteppedResult:
-        result = run_stepped(ctx.target, mode, ctx.params, profile, client_timeout_s=timeout)
+        result = run_stepped(
+            ctx.target,
+            mode,
+            ctx.params,
+            profile,
+            client_timeout_s=timeout,
+            workers=ctx.load_workers,
+        )
         ctx.run.load["stepped"] = result.to_dict()
         return result
 
