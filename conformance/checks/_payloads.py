@@ -143,9 +143,20 @@ _LIST_PARAMETERS = {
     "keyword": "a",
     "updated_since": quote("2000-01-01T00:00:00+08:00", safe=""),
 }
-# A query value that is no integer by any reading: it holds a letter or a dot.
+
+
+def _integral_number(text: str) -> bool:
+    """The text reads as a whole number in some common parser (``1.0``, ``2.``, ``1e3``)."""
+    try:
+        return float(text).is_integer()
+    except ValueError:
+        return False
+
+
+# A query value that is no integer by any reading: it holds a letter or a dot, and no number
+# parser reads it as a whole number (some stacks take ``page=1.0`` as page 1).
 _NON_INTEGER = st.text(string.ascii_letters + string.digits + ".", min_size=1, max_size=8).filter(
-    lambda v: any(c.isalpha() or c == "." for c in v)
+    lambda v: any(c.isalpha() or c == "." for c in v) and not _integral_number(v)
 )
 
 

@@ -584,6 +584,68 @@ def pagination_complete_and_ordered(ctx: CheckContext) -> None:
         for size in (min_size - 1, max_size + 1):
             ex = ctx.client.request("GET", path, app=app, params=[("size", str(size))])
             expect_status(ex, 400, what=f"a page of {path} of size {size}")
+    if "admin" in ctx.target.apps:
+        _judge_list_order(ctx, SUBSCRIPTIONS, ("created_at", "subscription_id"), max_size)
+        _judge_list_order(ctx, AUDIT, ("event_id",), max_size)
+
+
+def _order_key(value: Any) -> tuple[Any, ...] | None:
+    """A sort key of one ordering member: a timestamp as its instant, an integer as a number,
+    a string as itself; None when the value has none of these forms."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return (0, value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:
+            return (1, value)
+        return (2, moment) if moment.tzinfo is not None else (1, value)
+    return None
+
+
+def _natural_key(value: Any) -> tuple[Any, ...] | None:
+    # ATS-API-08 does not say how string ids compare: "evt-9" before "evt-10" is ascending too.
+    if not isinstance(value, str):
+        return _order_key(value)
+    return (1, tuple(int(p) if p.isdigit() else p for p in re.split(r"([0-9]+)", value)))
+
+
+def _out_of_order(
+    items: list[dict[str, Any]], members: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The first pair of items not in ascending order of ``members``, else None.
+
+    Integers compare as numbers, timestamps as instants, strings as text or, as ATS leaves
+    open, with their digit runs as numbers; values of mixed or other types are not judged.
+    """
+    for keyed in (_order_key, _natural_key):
+        keys = [tuple(keyed(item.get(m)) for m in members) for item in items]
+        if any(k is None for key in keys for k in key):
+            return None  # a malformed member is the finding of the clause that owns its shape
+        try:
+            if all(a <= b for a, b in itertools.pairwise(keys)):
+                return None
+        except TypeError:
+            return None
+    keys = [tuple(_order_key(item.get(m)) for m in members) for item in items]
+    index = next(i for i in range(len(keys) - 1) if keys[i] > keys[i + 1])
+    return items[index], items[index + 1]
+
+
+def _judge_list_order(ctx: CheckContext, path: str, members: tuple[str, ...], size: int) -> None:
+    """The first page of a list comes in ascending order of ``members`` (ATS-API-08)."""
+    ex = ctx.client.request("GET", path, app="admin", params=[("size", str(size))])
+    expect_status(ex, 200, what=f"a page of {path} read by the provider-admin")
+    pair = _out_of_order(_list_items(expect_json_object(ex, what=f"a page of {path}")), members)
+    if pair is not None:
+        before, after = pair
+        raise Finding(
+            f"a page of {path} lists {[before.get(m) for m in members]} before "
+            f"{[after.get(m) for m in members]}; expected ascending {', '.join(members)} "
+            f"({request_text(ex)})"
+        )
 
 
 def _judge_walk(seen: list[str], total: int) -> None:

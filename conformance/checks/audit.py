@@ -39,6 +39,8 @@ UNKNOWN_CODE = "399999/999999"
 ORIGIN_APP = "ats-origin-app"
 
 _PAGE = 100
+# ATS §0: in ATS-1.0 only national and provincial nodes have children.
+_CHILDLESS_LEVELS = frozenset({"department", "municipal"})
 # When the node ignores the request_id filter, the newest pages are scanned, at most this many.
 _SCAN_PAGES = 5
 _POLL_S = 0.25
@@ -261,7 +263,14 @@ def requests_audited(ctx: CheckContext) -> None:
             "entries": [],
             "deleted": [],
         }
-        send("a refused catalog push", "CATALOG_PUSH", "POST", CASCADE_PUSH, pusher, json=push)
+        pushed = send(
+            "a refused catalog push", "CATALOG_PUSH", "POST", CASCADE_PUSH, pusher, json=push
+        )
+        if pushed.status == 404 and ctx.target.node.level in _CHILDLESS_LEVELS:
+            # ATS §1: a node without children may not serve the push path at all; its 404 is
+            # decided before authentication, so no authenticated request reached the node.
+            audited.pop()
+            ctx.note(f"{answer_text(pushed)} for the push: the path is not served, not audited")
     else:
         ctx.note("the target file has no neighbour credential: catalog pushes not sent")
     send("a sync", "SYNC", "POST", CASCADE_SYNC, "admin", json={}, timeout=_SYNC_TIMEOUT_S)

@@ -417,10 +417,22 @@ def role_table_enforced(ctx: CheckContext) -> None:
                 for app in apps.get(role, []):
                     ex = _role_probe(ctx, endpoint, probe, app, code)
                     what = f"{endpoint['method']} {endpoint['path']} by {role} app {app}"
-                    if kind == "forbidden":
+                    if kind == "forbidden" and ex.status == 404 and _unserved_here(ctx, endpoint):
+                        expect_status(ex, 404, "NOT_FOUND", what=what)
+                    elif kind == "forbidden":
                         expect_status(ex, 403, "FORBIDDEN", what=what)
                     else:
                         expect_allowed(ex, what=what)
+
+
+# ATS §0: in ATS-1.0 only national and provincial nodes have children.
+_CHILDLESS_LEVELS = frozenset({"department", "municipal"})
+
+
+def _unserved_here(ctx: CheckContext, endpoint: Mapping[str, Any]) -> bool:
+    """The endpoint serves only nodes with children and the node's level has none: the path
+    may be unknown there (ATS §1: 404 before authentication and role)."""
+    return bool(endpoint.get("parents_only")) and ctx.target.node.level in _CHILDLESS_LEVELS
 
 
 def _role_probe(

@@ -21,9 +21,11 @@ from conformance.checks._catalog_walk import (
     parse_offset,
     shape_problems,
     vocabulary_names,
+    without_null_options,
 )
 from conformance.checks._expect import expect_json_object, expect_status, request_text
 from conformance.checks._records import entitled, items_of, query, query_answer
+from conformance.profile import get_clause
 
 # How many entries ATS-CAT-03 looks up one by one, spread evenly over the walk.
 _LOOKUP_SAMPLE = 12
@@ -96,10 +98,33 @@ def _unknown_code(seen: set[str]) -> str:
     raise AssertionError("unreachable: the catalog cannot hold every code")
 
 
+def _table_fields(ctx: CheckContext) -> list[str]:
+    """The fields of the ATS §4 table, as ATS-CAT-01's parameters list them."""
+    clause = ctx.profile.clause("ATS-CAT-01") if ctx.profile else get_clause("ATS-CAT-01")
+    return [str(name) for name in clause.params["required_fields"]]
+
+
+def _differences(got: Mapping[str, Any], listed: Mapping[str, Any], table: list[str]) -> list[str]:
+    """The table's fields in which a lookup differs from the list entry.
+
+    ATS §4 allows extra members, so only the table's fields are compared; ``updated_at`` is an
+    instant (ATS-API-09), so the same moment written with another offset or fraction is equal.
+    """
+    differing = []
+    for name in table:
+        a, b = got.get(name), listed.get(name)
+        if name == "updated_at" and _instant(a) is not None and _instant(a) == _instant(b):
+            continue
+        if a != b or (name in got) != (name in listed):
+            differing.append(name)
+    return differing
+
+
 @check("ATS-CAT-03")
 def catalog_codes_unique_and_resolvable(ctx: CheckContext) -> None:
     """Codes are unique in the subtree catalog, each lookup answers the listed entry, and an
     unknown code answers 404."""
+    table = _table_fields(ctx)
     walk = CatalogWalk(ctx, scope="subtree")
     roles = dict(ctx.target.resources)
     picks: set[int] = set()
@@ -127,8 +152,8 @@ def catalog_codes_unique_and_resolvable(ctx: CheckContext) -> None:
             ex = ctx.client.get(path, app="consumer")
             expect_status(ex, 200, what=f"the lookup of listed entry {code}")
             got = expect_json_object(ex, what=f"the lookup of {code}")
-            if got != listed:
-                diff = sorted(k for k in set(got) | set(listed) if got.get(k) != listed.get(k))
+            diff = _differences(without_null_options(got), without_null_options(listed), table)
+            if diff:
                 raise Finding(
                     f"the lookup of {code} differs from its list entry in {', '.join(diff)}; "
                     f"expected the same entry ({request_text(ex)})"

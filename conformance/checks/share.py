@@ -213,8 +213,18 @@ def filter_exact_and_conjunctive(ctx: CheckContext) -> None:
         if not pairs:
             return
         if miss:
+            # ATS-SHR-03: a value of another record keeps the item's JSON type, data_type,
+            # length and semantic, so the node must answer 200; an invented value could be of
+            # the wrong type or too long, which a node may refuse with 400 (ATS-API-05).
             name = next(iter(pairs))
-            pairs[name] = f"{pairs[name]}~ats" if isinstance(pairs[name], str) else -987654.5
+            pairs[name] = next(
+                (
+                    r[name]
+                    for r in records
+                    if _usable(r.get(name), items[name]) and not same_json(r[name], pairs[name])
+                ),
+                pairs[name],
+            )
         expected = sorted(
             _record_key(r) for r in records if all(same_json(r.get(n), v) for n, v in pairs.items())
         )

@@ -198,3 +198,24 @@ def test_generated_cases_are_reproducible_from_the_seed() -> None:
     assert first == again
     assert first != other
     assert 0 < len(first) <= 15
+
+
+@pytest.mark.parametrize(
+    ("server", "reveals"),
+    [
+        ("nginx/1.25.3", True),
+        ("Apache/2.4", True),
+        ("nginx/1", True),
+        ("uvicorn 0.30.1", True),
+        ("Microsoft-IIS/10.0", True),
+        ("node-330000", False),
+        ("nginx", False),
+        ("ATS gateway", False),
+    ],
+)
+def test_a_server_header_reveals_a_version_only_when_it_carries_one(
+    server: str, reveals: bool
+) -> None:
+    # ATS-API-07 forbids version numbers in Server, not digits: a node id is no version.
+    pattern = re.compile(corpus("internals-leaks")["server_version_pattern"])
+    assert bool(pattern.search(server)) is reveals
