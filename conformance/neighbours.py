@@ -3,7 +3,13 @@
 Each is a real HTTP server on the address the candidate is configured to call. It answers
 health, verifies the candidate's ATS chapter 3 signature on every other request (with the
 candidate's credential at that neighbour), accepts the candidate's catalog pushes
-(``{"accepted": n}``, ATS §8) and records every request for the cascade checks to judge.
+(``{"accepted": n}``, ATS §8), answers share queries for the codes it is told it holds, and
+records every request — signature masked — for the cascade checks to judge.
+
+A check changes how a neighbour answers for its own duration only::
+
+    with neighbour.behaving(Behaviour(mode="hang")):
+        ...  # the candidate's forwarded queries now get no answer (ATS-CAS-08)
 """
 
 from __future__ import annotations
@@ -20,17 +26,55 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import requests
+
 from conformance import signing
 from conformance.target import Neighbours, NeighbourSpec
 
 # Bounds of what an emulated neighbour accepts, so that a misbehaving candidate cannot exhaust it.
 _MAX_BODY = 8 * 1024 * 1024
 _MAX_RECORDED = 10_000
+# A hanging neighbour gives up after this long, so that no thread outlives a check for long
+# (ATS-CAS-08 bounds the cascade timeout at 10 s and the answer at 12 s).
+HANG_S = 15.0
+# A looping neighbour waits this long for the candidate's answer to the request it sent back.
+_LOOP_TIMEOUT_S = 15.0
+_MASK = "***"
+_SECRET_HEADERS = frozenset({"x-signature"})
+
+MODES = ("normal", "error", "refuse", "hang", "garbage", "loop")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How an emulated neighbour answers the candidate.
+
+    ``normal``: pushes accepted, share queries for ``holds`` answered with an empty ATS query
+    answer, others 404; ``error``: every signed request answered ``status``/``code`` (with
+    ``retry_after`` when given); ``refuse``: the listening socket is closed; ``hang``: no answer
+    for ``HANG_S`` seconds, then the connection closes; ``garbage``: 200 with a body that is not
+    JSON; ``loop``: a share query is sent back to ``loop_url`` (the candidate) signed with the
+    neighbour's credential there and ``X-Route`` holding the candidate, and its answer relayed.
+    """
+
+    mode: str = "normal"
+    holds: frozenset[str] = frozenset()
+    status: int = 500
+    code: str = "INTERNAL_ERROR"
+    retry_after: str | None = None
+    loop_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown neighbour mode {self.mode!r}; one of {', '.join(MODES)}")
+
+
+DEFAULT = Behaviour()
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """A request the candidate sent to an emulated neighbour, as received."""
+    """A request the candidate sent to an emulated neighbour, as received (signature masked)."""
 
     method: str
     target: str
@@ -45,6 +89,11 @@ class RecordedRequest:
         """The path of the request target, without the query."""
         return self.target.split("?", 1)[0]
 
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (case-insensitive), or ``None``."""
+        lower = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lower), None)
+
     def json(self) -> Any:
         """The parsed body, or ``None`` when it is not JSON."""
         try:
@@ -53,15 +102,41 @@ class RecordedRequest:
             return None
 
 
+def error_body(behaviour: Behaviour, request_id: str) -> dict[str, Any]:
+    """The ATS error body (ATS-API-03) an ``error`` neighbour answers."""
+    return {
+        "code": behaviour.code,
+        "message": f"the emulated neighbour answers {behaviour.status}",
+        "request_id": request_id,
+    }
+
+
+def share_answer(resource_code: str) -> dict[str, Any]:
+    """An ATS §5 query answer holding no record: what the emulated neighbour answers."""
+    return {
+        "resource_code": resource_code,
+        "items": [],
+        "page": 1,
+        "size": 20,
+        "total": 0,
+        "masked": [],
+    }
+
+
 @dataclass
 class EmulatedNeighbour:
     """One emulated parent or child node, serving on ``spec.listen`` once started."""
 
     spec: NeighbourSpec
     requests: list[RecordedRequest] = field(default_factory=list)
+    behaviour: Behaviour = DEFAULT
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _scope: threading.RLock = field(default_factory=threading.RLock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    # The candidate's answers (status, error code) to the queries a ``loop`` neighbour sent back.
+    loop_answers: list[tuple[int, str | None]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -71,9 +146,15 @@ class EmulatedNeighbour:
         port = self._server.server_address[1]
         return f"http://{self.spec.host}:{port}"
 
+    @property
+    def serving(self) -> bool:
+        """The neighbour accepts connections."""
+        return self._server is not None
+
     def start(self) -> EmulatedNeighbour:
         """Starts serving; raises ``OSError`` when the address is taken."""
         handler = type("Handler", (_Handler,), {"neighbour": self})
+        self._stopping.clear()
         self._server = ThreadingHTTPServer((self.spec.host, self.spec.port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -86,7 +167,8 @@ class EmulatedNeighbour:
         return self
 
     def stop(self) -> None:
-        """Stops serving and frees the address."""
+        """Stops serving and frees the address; a hanging answer gives up at once."""
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -95,10 +177,44 @@ class EmulatedNeighbour:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def recorded(self, path_prefix: str = "") -> list[RecordedRequest]:
-        """The requests received so far whose path starts with ``path_prefix``."""
+    @contextmanager
+    def behaving(self, behaviour: Behaviour) -> Iterator[EmulatedNeighbour]:
+        """The neighbour answers as ``behaviour`` says for the block, then as before.
+
+        One check at a time holds a neighbour: a second block waits for the first to end.
+        ``refuse`` closes the listening socket for the block and listens again after it.
+        """
+        with self._scope:
+            with self._lock:
+                previous, self.behaviour = self.behaviour, behaviour
+            was_serving = self.serving
+            if behaviour.mode == "refuse" and was_serving:
+                self.stop()
+            try:
+                yield self
+            finally:
+                if behaviour.mode == "hang":
+                    # Answers still hanging give up now rather than after HANG_S.
+                    self._stopping.set()
+                if behaviour.mode == "refuse" and was_serving:
+                    self.start()
+                with self._lock:
+                    self.behaviour = previous
+                self._stopping.clear()
+
+    def current(self) -> Behaviour:
+        """The behaviour in force."""
         with self._lock:
-            return [r for r in self.requests if r.path.startswith(path_prefix)]
+            return self.behaviour
+
+    def recorded(self, path_prefix: str = "", since: float = 0.0) -> list[RecordedRequest]:
+        """The requests received at or after ``since`` whose path starts with ``path_prefix``."""
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.path.startswith(path_prefix) and r.received_at >= since
+            ]
 
     def record(self, request: RecordedRequest) -> None:
         """Keeps ``request`` (the oldest are dropped beyond a bound)."""
@@ -127,7 +243,7 @@ class EmulatedNeighbour:
         return signing.verify(cred.secret, canonical, lower.get("x-signature", ""), method_name)
 
     def answer(self, method: str, path: str, body: bytes, verified: bool) -> tuple[int, Any]:
-        """The neighbour's ATS answer to a request (status, JSON body)."""
+        """The neighbour's ATS answer to a request in the normal behaviour (status, JSON body)."""
         if path == "/api/v1/health" and method == "GET":
             return 200, {"status": "UP", "time": datetime.now(UTC).isoformat()}
         if not verified:
@@ -141,7 +257,63 @@ class EmulatedNeighbour:
             except (UnicodeDecodeError, ValueError, KeyError, TypeError):
                 return 400, ("INVALID_REQUEST", "a push is a JSON object with entries")
             return 200, {"accepted": len(entries) if isinstance(entries, list) else 0}
+        code = _share_code(path)
+        if code is not None and method == "POST" and code in self.current().holds:
+            return 200, share_answer(code)
         return 404, ("NOT_FOUND", "the emulated neighbour holds no such resource")
+
+    def send_back(self, request: _Handler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """The candidate's answer to ``request`` sent back to it (ATS-CAS-07 loop)."""
+        behaviour = self.current()
+        route = [p.strip() for p in (request.headers.get("X-Route") or "").split(",") if p.strip()]
+        hops = request.headers.get("X-Hop-Limit", "8")
+        target = request.path
+        creds = self.spec.at_candidate
+        headers = signing.sign_headers(
+            method="POST", target=target, body=body, app_id=creds.app_id, secret=creds.secret
+        )
+        headers.update(
+            {
+                "Content-Type": "application/json",
+                "X-Route": ",".join([*route, self.spec.node_id]),
+                "X-Hop-Limit": str(max(1, int(hops) - 1)) if hops.isdigit() else "7",
+                # The origin a child may name lies in its own subtree (ATS §8): its own id.
+                "X-Origin-Node": self.spec.node_id,
+                "X-Origin-App": request.headers.get("X-Origin-App") or creds.app_id,
+            }
+        )
+        if request.headers.get("X-Request-Id"):
+            headers["X-Request-Id"] = request.headers["X-Request-Id"]
+        try:
+            with requests.Session() as session:
+                session.trust_env = False
+                answer = session.post(
+                    f"{behaviour.loop_url}{target}",
+                    data=body,
+                    headers=headers,
+                    timeout=(3, _LOOP_TIMEOUT_S),
+                )
+        except requests.RequestException:
+            return 502, {}, b'{"code": "UPSTREAM_UNAVAILABLE", "message": "loop", "request_id": ""}'
+        try:
+            code = answer.json().get("code")
+        except (ValueError, AttributeError):
+            code = None
+        with self._lock:
+            self.loop_answers.append((answer.status_code, code if isinstance(code, str) else None))
+        relayed = {k: answer.headers[k] for k in ("X-Route", "Retry-After") if k in answer.headers}
+        return answer.status_code, relayed, answer.content
+
+
+def _share_code(path: str) -> str | None:
+    prefix, suffix = "/api/v1/share/", "/query"
+    if path.startswith(prefix) and path.endswith(suffix) and len(path) > len(prefix + suffix):
+        return path[len(prefix) : -len(suffix)].replace("%2F", "/").replace("%2f", "/")
+    return None
+
+
+def _masked(headers: dict[str, str]) -> dict[str, str]:
+    return {k: _MASK if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -151,7 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def _serve(self) -> None:
-        if self.neighbour._server is not self.server:
+        neighbour = self.neighbour
+        if neighbour._server is not self.server:
             # A stopped neighbour answers nothing, not even on a connection kept alive from
             # before it stopped (ATS-STAT-02: a child that stops answering).
             self.close_connection = True
@@ -161,28 +334,63 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(min(size, _MAX_BODY)) if size else b""
         headers = dict(self.headers.items())
         path = self.path.split("?", 1)[0]
-        verified = path != "/api/v1/health" and self.neighbour.verify(
-            self.command, self.path, headers, body
+        health = path == "/api/v1/health"
+        verified = not health and neighbour.verify(self.command, self.path, headers, body)
+        behaviour = neighbour.current()
+        mode = "normal" if health else behaviour.mode
+        status = {"hang": 0, "garbage": 200, "error": behaviour.status}.get(mode, 0)
+        if mode == "normal" or (mode == "loop" and _share_code(path) is None):
+            status, payload = neighbour.answer(self.command, path, body, verified)
+        neighbour.record(
+            RecordedRequest(
+                self.command, self.path, _masked(headers), body, verified, status, time.time()
+            )
         )
-        status, payload = self.neighbour.answer(self.command, path, body, verified)
+        if mode == "hang":
+            # ATS-CAS-08: no answer until the candidate's cascade timeout has passed.
+            neighbour._stopping.wait(HANG_S)
+            self.close_connection = True
+            return
+        if mode == "garbage":
+            self._send(200, b"<html>not an ATS answer</html>", "text/html", {})
+            return
+        if mode == "loop" and _share_code(path) is not None:
+            status, extra, data = neighbour.send_back(self, body)
+            self._send(status, data, "application/json", extra)
+            return
         request_id = self.headers.get("X-Request-Id") or uuid.uuid4().hex
+        extra = {}
+        if mode == "error":
+            payload = error_body(behaviour, request_id)
+            if behaviour.retry_after is not None:
+                extra["Retry-After"] = behaviour.retry_after
         if isinstance(payload, tuple):
             code, message = payload
             payload = {"code": code, "message": message, "request_id": request_id}
-        self.neighbour.record(
-            RecordedRequest(self.command, self.path, headers, body, verified, status, time.time())
-        )
+        if _share_code(path) is not None:
+            route = self.headers.get("X-Route")
+            own = neighbour.spec.node_id
+            extra["X-Route"] = f"{route},{own}" if route else own
+        extra["X-Request-Id"] = request_id
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status, HTTPStatus(status).phrase)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Request-Id", request_id)
-        route = self.headers.get("X-Route")
-        if path.startswith("/api/v1/share/"):
-            own = self.neighbour.spec.node_id
-            self.send_header("X-Route", f"{route},{own}" if route else own)
-        self.end_headers()
-        self.wfile.write(data)
+        self._send(status, data, "application/json", extra)
+
+    def _send(self, status: int, data: bytes, content_type: str, extra: dict[str, str]) -> None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        try:
+            self.send_response(status, phrase)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            # The candidate gave up on this answer (its cascade timeout); nothing to tell it.
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 

@@ -1,0 +1,237 @@
+"""The reference node 330000 between the suite's emulated parent 100000 and child 330100, or
+certified inside the real topology of ``conformance serve``, and a runner of the CAS checks.
+
+A check runs exactly as the plugin runs it: a ``CheckContext`` with its own evidence log, the
+verdict taken from the outcome it raises.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conformance.checks import (
+    CheckContext,
+    Finding,
+    Inconclusive,
+    NotApplicable,
+    RunState,
+    registry,
+)
+from conformance.client import EvidenceLog, NodeClient
+from conformance.data import data_dir
+from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.profile import load_profile
+from conformance.reference.faults import FAULTS
+from conformance.reference.launcher import start_node, start_topology
+from conformance.target import load_target
+
+NODE_ID = "330000"
+CHILD_ID = "330100"
+RATE_LIMIT = 2000
+# ATS-CAS-08 bounds the cascade timeout at 10 s; 2 s keeps the hang case short.
+CASCADE_TIMEOUT_S = 2
+CAS = tuple(f"ATS-CAS-{n:02d}" for n in range(1, 12))
+# ATS-CAS-10's 60 s, shortened for the self-tests but kept above the 30 s delay of the
+# slow-sync fault, which must break ATS-CAS-11 (5 s) and not ATS-CAS-10.
+PARAM_OVERRIDES = {"ATS-CAS-10": {"within_s": 35}}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cred(app_id: str) -> dict[str, str]:
+    return {"app_id": app_id, "secret": secrets.token_urlsafe(48)}
+
+
+def _files(folder: Path) -> tuple[Path, Path]:
+    """A node file and a target file naming the same apps, resources and neighbours."""
+    apps = {
+        "consumer": _cred("consumer-a"),
+        "consumer_b": _cred("consumer-b"),
+        "admin": _cred("admin"),
+        "load": _cred("load"),
+    }
+    parent_port, child_port = _free_port(), _free_port()
+    as_parent, as_child = _cred("node-100000"), _cred("node-330100")
+    up, down = _cred("node-330000"), _cred("node-330000")
+    seed = data_dir("fixtures") / "catalogs" / f"{NODE_ID}.json"
+    node = {
+        "node": {
+            "node_id": NODE_ID,
+            "name": "浙江省政务数据共享交换平台",
+            "level": "provincial",
+            "listen": "127.0.0.1:0",
+            "database": "node.sqlite3",
+            "rate_limit_per_app": RATE_LIMIT,
+            "cascade_timeout_s": CASCADE_TIMEOUT_S,
+            "systems_integrated": 12,
+            "parent": {"node_id": "100000", "url": f"http://127.0.0.1:{parent_port}", **up},
+            "children": [
+                {
+                    "node_id": CHILD_ID,
+                    "name": "杭州市政务数据共享交换平台",
+                    "level": "municipal",
+                    "url": f"http://127.0.0.1:{child_port}",
+                    **down,
+                }
+            ],
+        },
+        "apps": [
+            *(
+                {**cred, "role": "provider-admin" if name == "admin" else "consumer"}
+                for name, cred in apps.items()
+            ),
+            {**as_parent, "role": "node", "bound_node": "100000"},
+            {**as_child, "role": "node", "bound_node": CHILD_ID},
+        ],
+        "seed": {"catalog": str(seed)},
+        "faults": [],
+    }
+    target = {
+        "node": {
+            "base_url": "http://127.0.0.1:1",
+            "level": "provincial",
+            "node_id": NODE_ID,
+            "parent_id": "100000",
+        },
+        "apps": apps,
+        "resources": json.loads(seed.read_text("utf-8"))["roles"],
+        "lab": True,
+        "timeouts": {"connect_s": 3, "read_s": 10},
+        "neighbours": {
+            "parent": {
+                "listen": f"127.0.0.1:{parent_port}",
+                "node_id": "100000",
+                "as_parent": as_parent,
+                "candidate": up,
+            },
+            "child": {
+                "listen": f"127.0.0.1:{child_port}",
+                "node_id": CHILD_ID,
+                "as_child": as_child,
+                "candidate": down,
+            },
+        },
+    }
+    node_path, target_path = folder / "node.yaml", folder / "target.yaml"
+    node_path.write_text(yaml.safe_dump(node, allow_unicode=True), "utf-8")
+    target_path.write_text(yaml.safe_dump(target, allow_unicode=True), "utf-8")
+    return node_path, target_path
+
+
+@dataclass
+class Candidate:
+    """A running candidate node, its client, its emulated neighbours (none in live mode)."""
+
+    client: NodeClient
+    neighbours: NeighbourSet | None
+    run: RunState = field(default_factory=RunState)
+
+    def check(self, clause_id: str) -> tuple[str, str, CheckContext]:
+        """Run the check of ``clause_id``: verdict (PASS/FAIL/ERROR/SKIP), reason, context."""
+        clause = load_profile("provincial").clause(clause_id)
+        if clause_id in PARAM_OVERRIDES:
+            clause = replace(clause, params={**clause.params, **PARAM_OVERRIDES[clause_id]})
+        target = self.client.target
+        evidence = EvidenceLog(target.secrets())
+        ctx = CheckContext(
+            clause=clause,
+            target=target,
+            client=self.client.for_clause(evidence),
+            run=self.run,
+            evidence=evidence,
+            neighbours=self.neighbours,
+        )
+        try:
+            registry()[clause_id].function(ctx)
+        except Finding as exc:
+            return "FAIL", exc.reason, ctx
+        except Inconclusive as exc:
+            return "ERROR", exc.reason, ctx
+        except NotApplicable as exc:
+            return "SKIP", exc.reason, ctx
+        return "PASS", "", ctx
+
+    def verdicts(self, clause_ids: Sequence[str] = CAS) -> dict[str, tuple[str, str]]:
+        """The verdict and reason of each clause, in turn."""
+        return {cid: self.check(cid)[:2] for cid in clause_ids}
+
+
+def push_child_catalog(client: NodeClient) -> None:
+    """The child's first full push (ATS §8), as the real child 330100 would send it."""
+    child = json.loads((data_dir("fixtures") / "catalogs" / f"{CHILD_ID}.json").read_text("utf-8"))
+    push = {
+        "source_node_id": CHILD_ID,
+        "seq": 1,
+        "full": True,
+        "entries": child["entries"],
+        "deleted": [],
+    }
+    ex = client.post("/api/v1/cascade/catalog", app="as_child", json=push)
+    assert ex.status == 200, ex.summary()
+
+
+@contextmanager
+def emulated_candidate(folder: Path, faults: Sequence[str] = ()) -> Iterator[Candidate]:
+    """The reference node with these faults, its emulated neighbours listening."""
+    node_path, target_path = _files(folder)
+    with ExitStack() as stack:
+        target = load_target(target_path)
+        assert target.neighbours is not None
+        neighbours = start_neighbours(target.neighbours)
+        stack.callback(neighbours.stop)
+        running = start_node(node_path, faults)
+        stack.callback(running.stop)
+        document: dict[str, Any] = yaml.safe_load(target_path.read_text("utf-8"))
+        document["node"]["base_url"] = running.url
+        target_path.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
+        client = NodeClient(load_target(target_path))
+        stack.callback(client.close)
+        push_child_catalog(client)
+        yield Candidate(client, neighbours)
+
+
+@contextmanager
+def live_candidate(folder: Path, faults: Sequence[str] = ()) -> Iterator[Candidate]:
+    """The provincial node of the reference topology, certified against its real neighbours."""
+    with start_topology(
+        folder, faults={NODE_ID: list(faults)}, cascade_timeout_s=CASCADE_TIMEOUT_S
+    ) as topology:
+        target_path = topology.write_target(folder / "target.yaml")
+        client = NodeClient(load_target(target_path))
+        try:
+            yield Candidate(client, None)
+        finally:
+            client.close()
+
+
+def cascade_faults() -> tuple[str, ...]:
+    """The fault switches that break a CAS clause."""
+    return tuple(sorted(n for n, f in FAULTS.items() if any(c in CAS for c in f.clauses)))
+
+
+def misjudged(
+    verdicts: dict[str, tuple[str, str]], broken: Sequence[str], may_skip: Sequence[str] = ()
+) -> list[str]:
+    """What is wrong with ``verdicts``: a clause in ``broken`` that does not fail, or another
+    that does not pass (or skip, when in ``may_skip``)."""
+    problems = []
+    for clause_id, (verdict, reason) in verdicts.items():
+        if clause_id in broken:
+            if verdict != "FAIL":
+                problems.append(f"{clause_id} is {verdict}, expected FAIL: {reason}")
+        elif verdict != "PASS" and not (verdict == "SKIP" and clause_id in may_skip):
+            problems.append(f"{clause_id} is {verdict}: {reason}")
+    return problems
