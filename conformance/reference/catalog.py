@@ -8,6 +8,7 @@ never see a half-applied push.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import threading
@@ -224,6 +225,11 @@ router = APIRouter()
 _CATALOG_READERS = ("consumer", "provider-admin", "node")
 
 
+# The fault slow-catalog-page (ATS-PERF-02): its delay, and the page size it slows.
+_SLOW_PAGE_S = 0.9
+_FULL_PAGE = 100
+
+
 @router.get("/api/v1/catalog/resources")
 async def list_resources(
     request: Request, caller: Annotated[Caller, Depends(require(*_CATALOG_READERS))]
@@ -265,6 +271,9 @@ async def list_resources(
     if faults.on("duplicate-catalog-entry") and selected and start + size >= len(selected):
         chosen.append(selected[0])
     items = [presented(e.entry, faults) for e in chosen]
+    if faults.on("slow-catalog-page") and size == _FULL_PAGE:
+        # ATS-PERF-02 measures pages of 100 entries; smaller pages stay fast for other checks.
+        await asyncio.sleep(_SLOW_PAGE_S)
     return _json(page_answer(items, page, size, len(selected), faults))
 
 

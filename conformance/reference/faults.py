@@ -331,6 +331,9 @@ FAULTS: dict[str, Fault] = {
     "slow-share-query": Fault(
         "local share queries are answered after 700 ms", ("ATS-PERF-01", "ATS-PERF-04")
     ),
+    "slow-catalog-page": Fault(
+        "catalog pages of 100 entries are answered after 900 ms", ("ATS-PERF-02",)
+    ),
     "5xx-under-concurrency": Fault(
         "each local share query holds the node 25 ms; one arriving while another is held "
         "answers 503 UNAVAILABLE",

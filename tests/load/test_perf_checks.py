@@ -63,6 +63,21 @@ def test_slow_share_queries_fail_perf_01_and_04(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
+def test_slow_catalog_pages_fail_perf_02_only(tmp_path: Path) -> None:
+    profile = short_profile()
+    run = RunState()
+    with running_node(tmp_path, ["slow-catalog-page"]) as target:
+        verdicts = {
+            c: assess(context(target, c, run, profile))
+            for c in ("ATS-PERF-01", "ATS-PERF-02", "ATS-PERF-03")
+        }
+    assert verdicts["ATS-PERF-02"][0] == "FAIL", verdicts
+    assert "p95" in verdicts["ATS-PERF-02"][1]
+    assert verdicts["ATS-PERF-01"][0] == "PASS", verdicts
+    assert verdicts["ATS-PERF-03"][0] == "PASS", verdicts
+
+
+@pytest.mark.timeout(120)
 def test_5xx_under_concurrency_fails_perf_03_and_01(tmp_path: Path) -> None:
     profile = short_profile()
     run = RunState()

@@ -516,6 +516,16 @@ def _(node: Node) -> None:
     assert time.monotonic() - started >= 0.6
 
 
+@probe("slow-catalog-page")
+def _(node: Node) -> None:
+    started = time.monotonic()
+    assert node.call("GET", "/api/v1/catalog/resources?size=100").status_code == 200
+    assert time.monotonic() - started >= 0.8
+    started = time.monotonic()
+    assert node.call("GET", "/api/v1/catalog/resources?size=20").status_code == 200
+    assert time.monotonic() - started < 0.8
+
+
 @probe("5xx-under-concurrency")
 def _(node: Node) -> None:
     from concurrent.futures import ThreadPoolExecutor
