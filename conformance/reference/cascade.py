@@ -50,7 +50,7 @@ BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 2.0
 _LATE_PARENT = "上级节点未及时应答 / the parent did not answer in time"
 # Fault slow-sync: changes from children wait this long before they are pushed on (ATS-CAS-11).
-SLOW_SYNC_DELAY_S = 30.0
+SLOW_SYNC_DELAY_S = 8.0
 
 router = APIRouter()
 # ATS §3 role table: a push comes from a node app, a sync from a provider-admin; both audited.

@@ -292,7 +292,7 @@ FAULTS: dict[str, Fault] = {
         ("ATS-CAS-10", "ATS-CAS-11"),
     ),
     "slow-sync": Fault(
-        "changes pushed by children are pushed on to the parent only after 30 s",
+        "changes pushed by children are pushed on to the parent only after 8 s",
         ("ATS-CAS-11",),
     ),
     # Chapter 9 — AUD
