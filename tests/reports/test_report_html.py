@@ -176,6 +176,20 @@ def test_a_lab_run_says_transport_security_was_not_assessed() -> None:
     assert note["zh"] not in render_html(make_report())
 
 
+@pytest.mark.parametrize(("lab", "answer"), [(True, "answer_yes"), (False, "answer_no")])
+def test_the_target_says_whether_the_run_is_a_lab_run_in_both_languages(
+    lab: bool, answer: str
+) -> None:
+    text = labels()["text"]
+    page = render_html(make_report(lab=lab))
+    rows = (tr.split("</tr>")[0] for tr in page.split("<tr><th>")[1:])
+    row = next(tr for tr in rows if text["lab"]["zh"] in tr)
+    assert text[answer]["zh"] in row
+    assert text[answer]["en"] in row
+    assert "True" not in row
+    assert "False" not in row
+
+
 def test_the_load_section_has_figures_and_inline_charts() -> None:
     page = render_html(make_report(load=load_results()))
     parsed = Page(page)
