@@ -29,6 +29,7 @@ from conformance.checks import (
     Finding,
     Inconclusive,
     NotApplicable,
+    NotAssessed,
     RegisteredCheck,
     RunState,
     registry,
@@ -375,6 +376,8 @@ class AtsSession:
             verdict, reason = Verdict.FAIL, exc.reason
         except Inconclusive as exc:
             verdict, reason = Verdict.ERROR, exc.reason
+        except NotAssessed as exc:
+            verdict, reason, cause = Verdict.SKIP, exc.reason, SkipCause.NOT_ASSESSED
         except NotApplicable as exc:
             verdict, reason, cause = Verdict.SKIP, exc.reason, SkipCause.NOT_APPLICABLE
         except Exception as exc:

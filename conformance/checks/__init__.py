@@ -2,7 +2,8 @@
 
 A check returns normally when the node satisfies its clause (PASS) and otherwise raises one of
 the outcomes: ``Finding`` (FAIL), ``Inconclusive`` or ``NodeUnreachable`` (ERROR),
-``NotApplicable`` (SKIP, with its reason).
+``NotApplicable`` (SKIP, with its reason), ``NotAssessed`` (SKIP: the clause applies but this run
+cannot assess it, so the run cannot certify).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from conformance.client import EvidenceLog, NodeClient, NodeUnreachable
-from conformance.report.model import Finding, Inconclusive, NotApplicable, Outcome
+from conformance.report.model import Finding, Inconclusive, NotApplicable, NotAssessed, Outcome
 
 if TYPE_CHECKING:
     from conformance.neighbours import NeighbourSet
@@ -28,6 +29,7 @@ __all__ = [
     "Inconclusive",
     "NodeUnreachable",
     "NotApplicable",
+    "NotAssessed",
     "Outcome",
     "RegisteredCheck",
     "RegistryError",
@@ -113,6 +115,10 @@ class CheckContext:
     def skip(self, reason: str) -> NoReturn:
         """The clause does not apply."""
         raise NotApplicable(reason)
+
+    def not_assessed(self, reason: str) -> NoReturn:
+        """The clause applies, but this run lacks what assessing it needs."""
+        raise NotAssessed(reason)
 
 
 CheckFunction = Callable[[CheckContext], None]

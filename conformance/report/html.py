@@ -422,6 +422,7 @@ def render_html(report: RunReport) -> str:
             verdicts=[v.value for v in Verdict],
             clauses=clauses,
             unimplemented=report.unimplemented_must(),
+            unassessed=report.unassessed_must(),
             target=dict(report.target),
             load=load_views(report.load),
             script=script,

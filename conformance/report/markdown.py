@@ -45,6 +45,10 @@ def render_summary(report: RunReport) -> str:
     if missing:
         lines += ["", "## MUST clauses not implemented", ""]
         lines.append(", ".join(r.id for r in missing))
+    unassessed = report.unassessed_must()
+    if unassessed:
+        lines += ["", "## MUST clauses not assessed (never a certification)", ""]
+        lines += [f"- {r.id}: {_cell(r.reason)}" for r in unassessed]
     return "\n".join(lines) + "\n"
 
 

@@ -5,8 +5,9 @@ assessed, always with a reason). The run's verdict follows from the clauses:
 
 - NOT_CERTIFIED: a MUST clause fails or errs, or a MUST clause was not assessed because its
   check is not implemented (a MUST not assessed is not certified);
-- otherwise, for a lab run (ATS §11) or a partial run (``--only``, or a load stage other than
-  ``full``): LAB_CONFORMANT — conformant where assessed, never a certification;
+- otherwise, for a lab run (ATS §11), a partial run (``--only``, or a load stage other than
+  ``full``) or a run that could not assess an applicable MUST clause (the target file names no
+  neighbour the clause needs): LAB_CONFORMANT — conformant where assessed, never a certification;
 - otherwise CERTIFIED_WITH_FINDINGS when a SHOULD clause fails or errs, else CERTIFIED.
 """
 
@@ -39,6 +40,11 @@ class NotApplicable(Outcome):
     """The clause does not apply to this node or run: SKIP with the reason."""
 
 
+class NotAssessed(NotApplicable):
+    """The clause applies, but this run cannot assess it (what it needs is missing from the
+    target file, or the mode cannot provoke it): SKIP with the reason, and never a certification."""
+
+
 class Verdict(StrEnum):
     """The verdict of one clause."""
 
@@ -63,6 +69,7 @@ class SkipCause(StrEnum):
     NOT_APPLICABLE = "not_applicable"  # the profile or the check says the clause does not apply
     NOT_IMPLEMENTED = "not_implemented"  # no check exists for the clause
     NOT_SELECTED = "not_selected"  # outside --only, or deselected by pytest options
+    NOT_ASSESSED = "not_assessed"  # applies, but this run lacks what assessing it needs
 
 
 @dataclass(frozen=True)
@@ -119,12 +126,16 @@ def _blocking(result: ClauseResult) -> bool:
     )
 
 
+def _unassessed_must(result: ClauseResult) -> bool:
+    return result.level == "MUST" and result.skip_cause is SkipCause.NOT_ASSESSED
+
+
 def decide_verdict(clauses: Iterable[ClauseResult], *, lab: bool, partial: bool) -> RunVerdict:
     """The run verdict of these clause results (rules in the module docstring)."""
     results = list(clauses)
     if any(_blocking(r) for r in results):
         return RunVerdict.NOT_CERTIFIED
-    if lab or partial:
+    if lab or partial or any(_unassessed_must(r) for r in results):
         return RunVerdict.LAB_CONFORMANT
     if any(r.verdict in (Verdict.FAIL, Verdict.ERROR) for r in results):
         return RunVerdict.CERTIFIED_WITH_FINDINGS
@@ -167,8 +178,12 @@ class RunReport:
             if r.level == "MUST" and r.skip_cause is SkipCause.NOT_IMPLEMENTED
         ]
 
+    def unassessed_must(self) -> list[ClauseResult]:
+        """Applicable MUST clauses this run could not assess."""
+        return [r for r in self.clauses if _unassessed_must(r)]
+
     def summary(self) -> dict[str, Any]:
-        """Counts per chapter and per level, and the MUST clauses not implemented."""
+        """Counts per chapter and per level, and the MUST clauses not implemented or assessed."""
         by_chapter: dict[str, dict[str, int]] = {}
         by_level: dict[str, dict[str, int]] = {}
         for r in self.clauses:
@@ -179,6 +194,7 @@ class RunReport:
             "by_chapter": by_chapter,
             "by_level": by_level,
             "must_not_implemented": len(self.unimplemented_must()),
+            "must_not_assessed": len(self.unassessed_must()),
         }
 
     def headline(self) -> str:
@@ -192,6 +208,10 @@ class RunReport:
         missing = len(self.unimplemented_must())
         if missing:
             text += f"; {missing} MUST clauses not implemented"
+        unassessed = self.unassessed_must()
+        if unassessed:
+            ids = ", ".join(r.id for r in unassessed)
+            text += f"; MUST clauses not assessed ({ids}): never a certification"
         if self.lab:
             text += "; lab run (plain HTTP): never a certification"
         if self.partial:

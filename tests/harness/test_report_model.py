@@ -92,6 +92,26 @@ def test_a_not_applicable_must_clause_does_not_block() -> None:
     assert run.verdict is RunVerdict.CERTIFIED
 
 
+def test_an_unassessed_must_clause_keeps_a_run_from_certifying(tmp_path: Path) -> None:
+    run = report(
+        result("ATS-API-01", "MUST", P), result("ATS-CAS-02", "MUST", S, SkipCause.NOT_ASSESSED)
+    )
+    assert run.verdict is RunVerdict.LAB_CONFORMANT
+    assert "MUST clauses not assessed (ATS-CAS-02): never a certification" in run.headline()
+    assert run.summary()["must_not_assessed"] == 1
+    paths = write_reports(run, tmp_path)
+    assert "## MUST clauses not assessed" in paths["summary.md"].read_text()
+    assert 'id="unassessed"' in paths["report.html"].read_text()
+    assert RunReport.from_dict(json.loads(paths["report.json"].read_text())) == run
+
+
+def test_an_unassessed_should_clause_does_not_block() -> None:
+    run = report(
+        result("ATS-API-01", "MUST", P), result("ATS-CAS-11", "SHOULD", S, SkipCause.NOT_ASSESSED)
+    )
+    assert run.verdict is RunVerdict.CERTIFIED
+
+
 def test_reports_render_one_model(tmp_path: Path) -> None:
     run = report(
         result("ATS-API-01", "MUST", P),
