@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 
 from conformance import tls
@@ -74,6 +74,21 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def _not_https(ctx: CheckContext) -> str:
+    return (
+        f"the target is not HTTPS: {ctx.target.node.base_url} is plain HTTP; expected HTTPS "
+        f"(ATS §11 certifies HTTPS nodes only; a lab run must be declared with --lab or "
+        f"`lab: true` in {ctx.target.source})"
+    )
+
+
+def _https_only(ctx: CheckContext, part: str) -> NoReturn:
+    """A clause that needs HTTPS on a plain-HTTP target: SKIP in a lab run, else FAIL."""
+    if ctx.lab:
+        ctx.skip(LAB_SKIP)
+    ctx.fail(f"{part}{_not_https(ctx)}")
+
+
 # -- ATS-SEC-01 ------------------------------------------------------------------------------
 
 
@@ -82,12 +97,7 @@ def tls_modern_and_certificate_valid(ctx: CheckContext) -> None:
     """Over HTTPS only TLS 1.2 or newer is accepted, with a certificate valid for the host."""
     node = ctx.target.node
     if not node.is_https:
-        if ctx.lab:
-            ctx.skip(LAB_SKIP)
-        ctx.fail(
-            f"the node is reached over plain HTTP ({node.base_url}); expected HTTPS: ATS §11 "
-            f"certifies HTTPS nodes only (declare a lab run to assess the other clauses)"
-        )
+        _https_only(ctx, "")
     host, port = _host_port(node.base_url)
     timeout = ctx.target.timeouts.connect_s + ctx.target.timeouts.read_s
     minimum = tls.tls_version(str(ctx.params.get("min_tls_version", "TLSv1.2")))
@@ -168,9 +178,11 @@ def security_headers_present(ctx: CheckContext) -> None:
     prefixes = tuple(str(p) for p in ctx.params.get("no_store_prefixes", ()))
     minimum = int(ctx.params.get("hsts_min_max_age", 31536000))
     https = ctx.target.node.is_https
-    if not https:
-        ctx.note(LAB_SKIP if ctx.lab else "plain-HTTP target: the HSTS part is not assessed")
     problems: list[str] = []
+    if not https and ctx.lab:
+        ctx.note(LAB_SKIP)
+    elif not https:
+        problems.append(f"no answer can carry Strict-Transport-Security: {_not_https(ctx)}")
     exchanges = _header_probes(ctx)
     for ex in exchanges:
         if ex.status is None:
@@ -559,9 +571,11 @@ def _data_problem(ex: Exchange) -> str | None:
 def no_data_over_plain_http(ctx: CheckContext) -> None:
     """The node's plain-HTTP address refuses, redirects or errs without data."""
     node = ctx.target.node
-    if not node.is_https and ctx.lab:
-        ctx.skip(LAB_SKIP)
-    plain = tls.plain_http_url(node) if node.is_https else node.base_url
+    if not node.is_https:
+        # Whatever the plain-HTTP address answers, a node reached over plain HTTP serves its
+        # data over plain HTTP: even a port that never answers is no pass.
+        _https_only(ctx, "the node's data is served over plain HTTP: ")
+    plain = tls.plain_http_url(node)
     ctx.note(f"plain-HTTP address probed: {plain}")
     probes: Sequence[tuple[str, Mapping[str, Any]]] = (
         (NODE, {}),
@@ -581,6 +595,4 @@ def no_data_over_plain_http(ctx: CheckContext) -> None:
         if problem:
             problems.append(problem)
     if problems:
-        if not node.is_https:
-            problems.append("the target itself is plain HTTP (ATS §11 certifies HTTPS nodes only)")
         ctx.fail(_listed(problems))

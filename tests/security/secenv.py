@@ -141,7 +141,7 @@ def _secret() -> str:
     return secrets.token_urlsafe(48)
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     socks = [socket.socket() for _ in range(count)]
     try:
         for sock in socks:
@@ -201,7 +201,7 @@ def start_env(
 ) -> Env:
     """A provincial reference node (HTTPS with ``pki``, else plain HTTP) and its target."""
     folder.mkdir(parents=True, exist_ok=True)
-    port, plain_port, parent_port, child_port = _free_ports(4)
+    port, plain_port, parent_port, child_port = free_ports(4)
     apps = {
         name: {"app_id": app_id, "secret": _secret()}
         for name, app_id in (

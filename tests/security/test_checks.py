@@ -6,14 +6,16 @@ clause fails on a node with only that switch on, and the other SEC and AUD check
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from secenv import SEC_AUD, Env, Pki, start_env
+from secenv import SEC_AUD, Env, Pki, free_ports, start_env
 
 from conformance.checks.security import LAB_SKIP
+from conformance.client import NodeClient
 from conformance.reference.faults import FAULTS
 
 # The burst and steady phases of ATS-SEC-03 take seconds: other faults' runs leave it out.
@@ -85,13 +87,31 @@ def plain_env(tmp_path: Path) -> Iterator[Env]:
 
 
 @pytest.mark.timeout(60)
-def test_plain_http_without_lab_fails_transport_security(plain_env: Env) -> None:
-    verdict, reason, _ = plain_env.assess("ATS-SEC-01")
+@pytest.mark.parametrize("clause_id", ["ATS-SEC-01", "ATS-SEC-02", "ATS-SEC-06"])
+def test_plain_http_without_lab_fails_transport_security(plain_env: Env, clause_id: str) -> None:
+    # ATS §11: a plain-HTTP target fails the HTTPS-only clauses unless a lab run is declared.
+    verdict, reason, _ = plain_env.assess(clause_id)
     assert verdict == "FAIL"
-    assert "plain HTTP" in reason
-    verdict, reason, _ = plain_env.assess("ATS-SEC-06")
+    assert "the target is not HTTPS" in reason
+    assert "--lab or `lab: true`" in reason
+    if clause_id == "ATS-SEC-02":
+        assert "Strict-Transport-Security" in reason
+
+
+@pytest.mark.timeout(60)
+def test_plain_http_target_that_never_answers_fails_sec06(plain_env: Env) -> None:
+    # ATS-SEC-06: no answer at all is no evidence of HTTPS; the plain-HTTP target still fails.
+    (port,) = free_ports(1)
+    node = dataclasses.replace(plain_env.target.node, base_url=f"http://127.0.0.1:{port}")
+    dead = dataclasses.replace(plain_env.target, node=node)
+    env = Env(plain_env.node, dead, plain_env.neighbours, NodeClient(dead))
+    try:
+        verdict, reason, evidence = env.assess("ATS-SEC-06")
+    finally:
+        env.client.close()
     assert verdict == "FAIL"
-    assert "with data" in reason
+    assert "the target is not HTTPS" in reason
+    assert evidence == []
 
 
 @pytest.fixture
