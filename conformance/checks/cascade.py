@@ -4,7 +4,9 @@ The checks stand the candidate between its neighbours. With emulated neighbours
 (``conformance.neighbours``) they see every request the candidate sends up or down and can make
 a neighbour refuse, fail, hang or loop. In live mode (``neighbours.live``: the real parent and
 child of a topology) they judge what the candidate's answers and the real parent's catalog
-show, and skip, with the reason, what only a misbehaving neighbour could provoke.
+show, and report as not assessed, with the reason, what only a misbehaving neighbour could
+provoke. A clause that applies to the node's level but needs a neighbour the target file does
+not name is not assessed either: the run cannot certify without it.
 """
 
 from __future__ import annotations
@@ -77,18 +79,37 @@ def _live(ctx: CheckContext) -> bool:
     return bool(ctx.target.neighbours and ctx.target.neighbours.live)
 
 
-def _spec(ctx: CheckContext, role: str) -> NeighbourSpec:
-    """The target's ``role`` neighbour; SKIP when the target names none."""
+def _spec(ctx: CheckContext, role: str, purpose: str) -> NeighbourSpec:
+    """The target's ``role`` neighbour; not assessed when the target names none.
+
+    A clause that does not apply to the node's level never runs (the profiles mark it), so a
+    missing neighbour here is a gap of the target file, not a reason to pass the clause by.
+    """
     neighbours = ctx.target.neighbours
     spec = getattr(neighbours, role) if neighbours is not None else None
     if spec is None:
-        ctx.skip(f"the target file names no {role} neighbour of the node, so it cannot be checked")
+        kind = "its real" if _live(ctx) else "an emulated"
+        ctx.not_assessed(
+            f"the target file names no neighbours.{role}: {ctx.clause.id} needs {kind} "
+            f"{role} {purpose}"
+        )
     return spec
 
 
+def _forwarding_roles(ctx: CheckContext) -> list[str]:
+    """The roles of the target's neighbours the node may forward to; not assessed when none."""
+    neighbours = ctx.target.neighbours
+    roles = [r for r in ("parent", "child") if neighbours and getattr(neighbours, r)]
+    if not roles:
+        ctx.not_assessed(
+            f"the target file names neither neighbours.parent nor neighbours.child: "
+            f"{ctx.clause.id} needs a neighbour the candidate forwards queries to"
+        )
+    return roles
+
+
 def _emulated(ctx: CheckContext, role: str) -> EmulatedNeighbour:
-    """The running emulated ``role`` neighbour (never in live mode)."""
-    _spec(ctx, role)
+    """The running emulated ``role`` neighbour (never in live mode), named by the target."""
     found = getattr(ctx.neighbours, role) if ctx.neighbours is not None else None
     if found is None or not found.serving:
         ctx.error(f"the emulated {role} neighbour is not running")
@@ -312,7 +333,7 @@ def _role_code(ctx: CheckContext, role: str) -> Iterator[str]:
     if role == "parent":
         yield _outside_code(_catalog(ctx, "subtree"))
         return
-    with _child_code(ctx, _spec(ctx, "child")) as code:
+    with _child_code(ctx, _spec(ctx, "child", "holding the codes routed down")) as code:
         yield code
 
 
@@ -321,12 +342,8 @@ def _forwarding(ctx: CheckContext) -> Iterator[tuple[EmulatedNeighbour, str]]:
     """An emulated neighbour and a code the node has just forwarded to it: the parent with a
     code outside the subtree, else (or when the node does not route up) the child with a code
     it holds. A node that forwards to neither cannot be judged here (ATS-CAS-04/05 judge it)."""
-    neighbours = ctx.target.neighbours
-    roles = [r for r in ("parent", "child") if neighbours and getattr(neighbours, r)]
-    if not roles:
-        ctx.skip("the target file names no neighbour of the node, so nothing is forwarded")
     tried = []
-    for role in roles:
+    for role in _forwarding_roles(ctx):
         neighbour = _emulated(ctx, role)
         with _role_code(ctx, role) as code:
             with neighbour.behaving(Behaviour(holds=frozenset({code}))):
@@ -412,7 +429,7 @@ def _sync(ctx: CheckContext) -> Exchange:
 def upward_sync_pushes_full_catalog(ctx: CheckContext) -> None:
     """On a sync trigger the node pushes its parent a full, signed, valid push of exactly its
     subtree catalog, seq one above its previous push, within 10 s."""
-    spec = _spec(ctx, "parent")
+    spec = _spec(ctx, "parent", "to receive the node's sync push")
     within = float(ctx.params["push_within_s"])
     if _live(ctx):
         _sync(ctx)
@@ -517,7 +534,7 @@ def _expect_catalog(
 def child_push_accepted_and_aggregated(ctx: CheckContext) -> None:
     """Pushes of a registered child are accepted and aggregated in scope=subtree only; deletions
     and codes missing from a later full push disappear; an out-of-order incremental push is 409."""
-    spec = _spec(ctx, "child")
+    spec = _spec(ctx, "child", "to push to the candidate")
     with _child_state(ctx, spec) as (pusher, state):
         held = list(state["held"].values())
         a, b, c = _generated(ctx, state["local"], state["subtree"], spec.node_id, 3)
@@ -548,7 +565,7 @@ def child_push_accepted_and_aggregated(ctx: CheckContext) -> None:
 def improper_child_push_refused(ctx: CheckContext) -> None:
     """Foreign pushes, another source_node_id and entries outside the child's subtree are 403,
     invalid entries 400, colliding codes 409, and none changes the catalog."""
-    spec = _spec(ctx, "child")
+    spec = _spec(ctx, "child", "to push improper catalogs to the candidate")
     neighbours = ctx.target.neighbours
     with _child_state(ctx, spec) as (pusher, state):
         before = state["subtree"]
@@ -653,7 +670,10 @@ def _live_downward(ctx: CheckContext, spec: NeighbourSpec) -> None:
     held = _held_from(_catalog(ctx, "subtree"), _catalog(ctx, "local"), spec.node_id)
     open_codes = sorted(c for c, e in held.items() if _open_to_consumers(e))
     if not open_codes:
-        ctx.skip(f"live mode: the child {spec.node_id} holds no resource open to consumers")
+        ctx.not_assessed(
+            f"live mode: the child {spec.node_id} holds no resource open to consumers, so no "
+            f"query routed down can be answered"
+        )
     code = open_codes[0]
     ex = _query(ctx, code)
     what = f"a query for {code}, an open resource of the child"
@@ -684,7 +704,7 @@ def _live_downward(ctx: CheckContext, spec: NeighbourSpec) -> None:
 def downward_routing_relays_answer(ctx: CheckContext) -> None:
     """A query for a child's resource is forwarded to the child as ATS §8 describes, and the
     child's answer, success or error, is relayed unchanged."""
-    spec = _spec(ctx, "child")
+    spec = _spec(ctx, "child", "to receive the queries the candidate routes down")
     own = ctx.target.node.node_id
     if _live(ctx):
         _live_downward(ctx, spec)
@@ -743,7 +763,7 @@ def _from_parent_headers(ctx: CheckContext, spec: NeighbourSpec) -> dict[str, st
 def upward_routing_to_parent(ctx: CheckContext) -> None:
     """A code outside the subtree is forwarded to the parent, and its answer relayed; the same
     query received from the parent answers 404 without going back up."""
-    spec = _spec(ctx, "parent")
+    spec = _spec(ctx, "parent", "to receive the queries the candidate routes up")
     own = ctx.target.node.node_id
     code = _outside_code(_catalog(ctx, "subtree"))
     if _live(ctx):
@@ -823,10 +843,8 @@ def _live_forwarded(ctx: CheckContext) -> tuple[str, list[str]]:
     neighbours = ctx.target.neighbours
     own = ctx.target.node.node_id
     tried = []
-    for role in ("parent", "child"):
-        spec = getattr(neighbours, role) if neighbours is not None else None
-        if spec is None:
-            continue
+    for role in _forwarding_roles(ctx):
+        spec = getattr(neighbours, role)
         with _role_code(ctx, role) as code:
             probe = _query(ctx, code)
         route = [own, spec.node_id]
@@ -836,8 +854,6 @@ def _live_forwarded(ctx: CheckContext) -> tuple[str, list[str]]:
             f"{code} (for the {role}) was answered {answer_text(probe)} with X-Route "
             f"{probe.headers.get('X-Route')!r}"
         )
-    if not tried:
-        ctx.skip("the target file names no neighbour of the node, so nothing is forwarded")
     ctx.error(f"the node forwarded no query to a neighbour: {'; '.join(tried)}")
 
 
@@ -954,7 +970,7 @@ def failing_next_hop_answered(ctx: CheckContext) -> None:
     """A refusing, 401, failing or non-ATS next hop gives 502, a silent one 504, within 12 s,
     and the node stays healthy."""
     if _live(ctx):
-        ctx.skip(
+        ctx.not_assessed(
             "live mode: a real neighbour cannot be made to refuse, fail, answer garbage or "
             "hang, and the node cannot be pointed at an emulated one"
         )
@@ -1001,7 +1017,9 @@ def failing_next_hop_answered(ctx: CheckContext) -> None:
 def forwarded_request_signed_by_node(ctx: CheckContext) -> None:
     """A forwarded request carries the forwarding node's own signature, never the caller's."""
     if _live(ctx):
-        ctx.skip("live mode: the request the node forwards to a real neighbour is not observable")
+        ctx.not_assessed(
+            "live mode: the request the node forwards to a real neighbour is not observable"
+        )
     caller = ctx.target.credential("consumer")
     with _holding(ctx) as (neighbour, code):
         body = json.dumps(QUERY_BODY).encode("utf-8")
@@ -1087,8 +1105,8 @@ def _matches(
 
 
 def _measure_propagation(ctx: CheckContext, bound_s: float) -> _Propagation:
-    parent_spec = _spec(ctx, "parent")
-    spec = _spec(ctx, "child")
+    parent_spec = _spec(ctx, "parent", "to receive the changes the candidate pushes on")
+    spec = _spec(ctx, "child", "to push changes to the candidate")
     live = _live(ctx)
     parent = None if live else _emulated(ctx, "parent")
     if parent is not None and _folded(parent) is None:

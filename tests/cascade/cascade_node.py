@@ -23,6 +23,7 @@ from conformance.checks import (
     Finding,
     Inconclusive,
     NotApplicable,
+    NotAssessed,
     RunState,
     registry,
 )
@@ -32,6 +33,7 @@ from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.profile import load_profile
 from conformance.reference.faults import FAULTS
 from conformance.reference.launcher import start_node, start_topology
+from conformance.report.model import SkipCause
 from conformance.target import load_target
 
 NODE_ID = "330000"
@@ -138,6 +140,8 @@ class Candidate:
     client: NodeClient
     neighbours: NeighbourSet | None
     run: RunState = field(default_factory=RunState)
+    # The skip cause of each clause that was SKIP, as report.json names it.
+    skip_causes: dict[str, str] = field(default_factory=dict)
 
     def check(self, clause_id: str) -> tuple[str, str, CheckContext]:
         """Run the check of ``clause_id``: verdict (PASS/FAIL/ERROR/SKIP), reason, context."""
@@ -160,7 +164,11 @@ class Candidate:
             return "FAIL", exc.reason, ctx
         except Inconclusive as exc:
             return "ERROR", exc.reason, ctx
+        except NotAssessed as exc:
+            self.skip_causes[clause_id] = SkipCause.NOT_ASSESSED.value
+            return "SKIP", exc.reason, ctx
         except NotApplicable as exc:
+            self.skip_causes[clause_id] = SkipCause.NOT_APPLICABLE.value
             return "SKIP", exc.reason, ctx
         return "PASS", "", ctx
 

@@ -38,20 +38,60 @@ def test_no_secret_reaches_the_evidence(tmp_path: Path) -> None:
     assert not any(s in text for s in secrets)
 
 
-def test_a_target_without_a_child_skips_the_parent_clauses(tmp_path: Path) -> None:
+def _without(node: Candidate, role: str) -> Candidate:
+    """The same candidate, certified with a target file that names no ``role`` neighbour."""
+    target = node.client.target
+    assert target.neighbours is not None
+    alone = replace(target, neighbours=replace(target.neighbours, **{role: None}))
+    return Candidate(NodeClient(alone), node.neighbours)
+
+
+def test_a_target_without_a_child_does_not_assess_the_parent_clauses(tmp_path: Path) -> None:
+    # A provincial node has children: the clauses apply, the target file is what lacks the child,
+    # so they are not assessed (no certification), never passed by (ATS-CAS-02/03/04/10/11).
     with emulated_candidate(tmp_path) as node:
-        target = node.client.target
-        assert target.neighbours is not None
-        alone = replace(target, neighbours=replace(target.neighbours, child=None))
-        client = NodeClient(alone)
+        alone = _without(node, "child")
         try:
-            verdicts = Candidate(client, node.neighbours).verdicts()
+            verdicts = alone.verdicts()
         finally:
-            client.close()
+            alone.client.close()
     skipped = {"ATS-CAS-02", "ATS-CAS-03", "ATS-CAS-04", "ATS-CAS-10", "ATS-CAS-11"}
     assert {c for c, (v, _) in verdicts.items() if v == "SKIP"} == skipped, verdicts
-    assert all("no child neighbour" in verdicts[c][1] for c in skipped)
+    assert all("the target file names no neighbours.child" in verdicts[c][1] for c in skipped)
+    assert (
+        "ATS-CAS-02 needs an emulated child to push to the candidate" in verdicts["ATS-CAS-02"][1]
+    )
+    assert alone.skip_causes == dict.fromkeys(skipped, "not_assessed")
     assert misjudged(verdicts, [], may_skip=tuple(skipped)) == []
+
+
+def test_a_target_without_a_parent_does_not_assess_the_child_clauses(tmp_path: Path) -> None:
+    # Every level but national has a parent (ATS §0): ATS-CAS-01/05/10/11 apply, and without
+    # neighbours.parent they are not assessed; the routing clauses use the child instead.
+    with emulated_candidate(tmp_path) as node:
+        alone = _without(node, "parent")
+        try:
+            verdicts = alone.verdicts()
+        finally:
+            alone.client.close()
+    skipped = {"ATS-CAS-01", "ATS-CAS-05", "ATS-CAS-10", "ATS-CAS-11"}
+    assert {c for c, (v, _) in verdicts.items() if v == "SKIP"} == skipped, verdicts
+    assert all("the target file names no neighbours.parent" in verdicts[c][1] for c in skipped)
+    assert alone.skip_causes == dict.fromkeys(skipped, "not_assessed")
+    assert misjudged(verdicts, [], may_skip=tuple(skipped)) == []
+
+
+def test_a_target_without_neighbours_does_not_assess_the_routing_clauses(tmp_path: Path) -> None:
+    with emulated_candidate(tmp_path) as node:
+        target = node.client.target
+        alone = Candidate(NodeClient(replace(target, neighbours=None)), node.neighbours)
+        try:
+            verdicts = alone.verdicts(("ATS-CAS-06", "ATS-CAS-09"))
+        finally:
+            alone.client.close()
+    assert all(v == "SKIP" for v, _ in verdicts.values()), verdicts
+    assert "neither neighbours.parent nor neighbours.child" in verdicts["ATS-CAS-06"][1]
+    assert alone.skip_causes == dict.fromkeys(verdicts, "not_assessed")
 
 
 @pytest.mark.parametrize("fault", cascade_faults())

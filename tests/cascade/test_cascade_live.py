@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from cascade_node import CAS, live_candidate, misjudged
 
-# Live mode cannot provoke a misbehaving real neighbour, nor see the forwarded request.
+# Live mode cannot provoke a misbehaving real neighbour, nor see the forwarded request: the
+# clauses apply, so they are SKIP as not assessed.
 LIVE_SKIPS = ("ATS-CAS-08", "ATS-CAS-09")
 
 # What each fault breaks that the real neighbours reveal. Faults missing here are seen only with
@@ -57,6 +58,8 @@ def test_every_cas_check_passes_against_the_real_neighbours(tmp_path: Path) -> N
     assert misjudged(verdicts, [], may_skip=LIVE_SKIPS) == []
     assert {c for c, (v, _) in verdicts.items() if v == "SKIP"} == set(LIVE_SKIPS)
     assert all(verdicts[c][1].startswith("live mode:") for c in LIVE_SKIPS)
+    # The clauses apply to a provincial node: not assessed, so the run cannot certify.
+    assert node.skip_causes == dict.fromkeys(LIVE_SKIPS, "not_assessed")
     assert set(verdicts) == set(CAS)
 
 
