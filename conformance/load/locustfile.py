@@ -33,6 +33,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
+from conformance.load.plan import LoadPlan, LoadProfileError
 from conformance.signing import sign_headers
 
 SECRET_ENV = "ATS_LOAD_SECRET"
@@ -111,6 +112,19 @@ def _error_code(body: bytes | None) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def _refusal(environment: Environment) -> str | None:
+    # The worker sends the load, so it re-checks the plan it was handed, wherever that came from
+    # (a remote worker trusts no master): the target's origin only, within the code's ceilings.
+    options = environment.parsed_options
+    try:
+        plan = LoadPlan.from_json(options.ats_plan if options is not None else "{}")
+        plan.check_safety()
+        plan.check_caps()
+    except (LoadProfileError, TypeError, KeyError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 class AtsLoadUser(FastHttpUser):
     """A user is one worker's share of every phase of the plan, sent at scheduled instants."""
 
@@ -137,7 +151,10 @@ class AtsLoadUser(FastHttpUser):
         index = max(int(getattr(runner, "worker_index", 0)), 0)
         secret = os.environ.get(SECRET_ENV, "")
         report: dict[str, Any] = {"worker": index, "phases": [], "error": None}
-        if not secret:
+        refusal = _refusal(self.environment)
+        if refusal is not None:
+            report["error"] = f"worker {index} refused the plan: {refusal}"
+        elif not secret:
             report["error"] = f"{SECRET_ENV} is not set in the environment of worker {index}"
         else:
             for phase in self.plan["phases"]:

@@ -7,6 +7,7 @@ target's origin, the load app's id (never its secret) and the phases, sent one a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 from collections.abc import Mapping
@@ -78,6 +79,19 @@ class Caps:
     max_stage_s: float
 
 
+# Ceilings of the code itself (ATS §12 safety): a load profile's caps may be lower, never higher,
+# and every plan is checked against them again by the runner and by each locust worker, so that
+# no profile, hand-made plan or option can raise them. Sized above one tester's reach: 10000 req/s
+# is several cores of signed requests, 64 workers a large distributed run, 1 h the longest phase.
+CEILINGS = Caps(
+    max_rate_per_s=10000,
+    max_in_flight_per_worker=10000,
+    max_workers=64,
+    max_phase_s=3600,
+    max_stage_s=4 * 3600,
+)
+
+
 @dataclass(frozen=True)
 class LoadProfile:
     """A load profile: scenarios by name, stepped load per mode, generator sizing and caps."""
@@ -127,6 +141,12 @@ def load_load_profile(name_or_path: str = DEFAULT_LOAD_PROFILE) -> LoadProfile:
             f"(valid: {', '.join(scenarios)})"
         )
     caps = Caps(**document["caps"])
+    for key, ceiling in asdict(CEILINGS).items():
+        if getattr(caps, key) > ceiling:
+            raise LoadProfileError(
+                f"{source}: caps.{key}: {getattr(caps, key):g} exceeds the code's ceiling "
+                f"{ceiling:g}"
+            )
     steps = {}
     for mode in ("smoke", "full"):
         spec = stepped[mode]
@@ -191,18 +211,49 @@ class LoadPlan:
     workers: int
     phases: tuple[Phase, ...]
     ca_bundle: str | None = None
+    # The target file's ``load: {operator_owns_target: true}``: the only way to a non-loopback host.
+    operator_owns_target: bool = False
 
     def to_json(self) -> str:
         """The plan as the locustfile reads it (``--ats-plan``)."""
         return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> LoadPlan:
+        """The plan from ``to_json``'s text (a locust worker re-checks what it was sent)."""
+        document = json.loads(text)
+        phases = tuple(Phase(**phase) for phase in document.pop("phases"))
+        return cls(**document, phases=phases)
 
     @property
     def duration_s(self) -> float:
         """The longest the phases can take: warm-up, window and draining of each."""
         return sum(p.warmup_s + p.window_s + self.client_timeout_s + 1 for p in self.phases)
 
-    def check_caps(self, caps: Caps) -> None:
-        """Raises ``LoadProfileError`` when the plan exceeds a hard cap."""
+    def check_safety(self) -> None:
+        """Raises ``LoadProfileError`` unless every request goes to the plan's own origin.
+
+        The host is a bare http(s) origin; a host outside loopback needs the operator's
+        statement; every phase's target is a path on that host, never another authority.
+        """
+        parts = urlsplit(self.host)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise LoadProfileError(f"the plan's host {self.host!r} is not an http(s) origin")
+        if not (is_loopback_host(parts.hostname) or self.operator_owns_target):
+            raise LoadProfileError(
+                f"{self.host} is not a loopback address and the target file does not state "
+                "`load: {operator_owns_target: true}`"
+            )
+        for phase in self.phases:
+            if not phase.target.startswith("/") or phase.target.startswith("//"):
+                raise LoadProfileError(
+                    f"phase {phase.name}: target {phase.target!r} is not a path on {self.host}"
+                )
+
+    def check_caps(self, caps: Caps = CEILINGS) -> None:
+        """Raises ``LoadProfileError`` when the plan exceeds a hard cap or the code's ceilings."""
+        if caps != CEILINGS:
+            self.check_caps(CEILINGS)
         if self.workers > caps.max_workers:
             raise LoadProfileError(
                 f"{self.workers} workers exceed the cap of {caps.max_workers} (caps.max_workers)"
@@ -212,6 +263,11 @@ class LoadPlan:
                 raise LoadProfileError(
                     f"phase {phase.name}: {phase.rate_per_s:g} req/s exceeds the cap of "
                     f"{caps.max_rate_per_s:g} req/s (caps.max_rate_per_s)"
+                )
+            if phase.max_in_flight > caps.max_in_flight_per_worker:
+                raise LoadProfileError(
+                    f"phase {phase.name}: {phase.max_in_flight} requests in flight exceed the cap "
+                    f"of {caps.max_in_flight_per_worker} (caps.max_in_flight_per_worker)"
                 )
             if phase.warmup_s + phase.window_s > caps.max_phase_s:
                 raise LoadProfileError(
@@ -223,6 +279,16 @@ class LoadPlan:
                 f"the stage would take up to {self.duration_s:g} s, over the cap of "
                 f"{caps.max_stage_s:g} s (caps.max_stage_s)"
             )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether the host name is ``localhost`` or a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def split_base_url(base_url: str) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.load.plan import LoadPlan
+from conformance.load.plan import LoadPlan, LoadProfileError
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SECRET_ENV = "ATS_LOAD_SECRET"
@@ -153,8 +153,14 @@ def run_plan(
 
     ``plan.workers`` is the number of workers expected in all; when it exceeds
     ``local_workers``, the others are remote workers started by the operator against
-    ``bind_host:bind_port``. Raises ``LoadRunError`` when locust cannot run at all.
+    ``bind_host:bind_port``. Raises ``LoadRunError`` when locust cannot run at all, or when the
+    plan breaks a safety rule or the code's ceilings (checked here, whatever built the plan).
     """
+    try:
+        plan.check_safety()
+        plan.check_caps()
+    except LoadProfileError as exc:
+        raise LoadRunError(f"the load plan is refused: {exc}") from None
     local = plan.workers if local_workers is None else local_workers
     port = bind_port or _free_port(bind_host if bind_host != "0.0.0.0" else "127.0.0.1")
     connect_host = "127.0.0.1" if bind_host in ("0.0.0.0", "*", "") else bind_host

@@ -8,7 +8,6 @@ loopback address unless the target file states ``load: {operator_owns_target: tr
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from conformance.load.plan import (
     LoadPlan,
     LoadProfile,
     LoadProfileError,
+    is_loopback_host,
     make_phase,
     split_base_url,
 )
@@ -39,19 +39,12 @@ def load_refusal(target: Target) -> str | None:
     they own it (``load: {operator_owns_target: true}``).
     """
     host = urlsplit(target.node.base_url).hostname or ""
-    if host == "localhost" or _is_loopback(host) or target.operator_owns_target:
+    if is_loopback_host(host) or target.operator_owns_target:
         return None
     return (
         f"{target.node.base_url} is not a loopback address: load is sent only to a node whose "
         f"operator owns it; state `load: {{operator_owns_target: true}}` in {target.source}"
     )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _timings(params: Mapping[str, Any], mode: str) -> tuple[float, float]:
@@ -133,6 +126,7 @@ def _plan(
         workers=workers,
         phases=phases,
         ca_bundle=target.node.ca_bundle,
+        operator_owns_target=target.operator_owns_target,
     )
     plan.check_caps(profile.caps)
     return plan

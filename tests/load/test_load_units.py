@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,8 +13,15 @@ import pytest
 from loadnode import ROLES, assess, context, short_profile, write_files
 
 from conformance.checks import RunState
-from conformance.load import LoadProfileError, load_load_profile, load_refusal, make_phase
-from conformance.load.plan import LoadPlan
+from conformance.load import (
+    LoadProfileError,
+    LoadRunError,
+    load_load_profile,
+    load_refusal,
+    make_phase,
+    run_plan,
+)
+from conformance.load.plan import CEILINGS, LoadPlan
 from conformance.load.runner import PhaseRecords, master_command, worker_command
 from conformance.load.slo import judge_latency, judge_saturation, judge_server_errors, saturation
 from conformance.load.stats import percentile, phase_stats
@@ -33,6 +44,12 @@ def _phase(rate: float = 50, window: float = 4):
         generator=PROFILE.generator,
         caps=PROFILE.caps,
     )
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _records(rate: float, window: float, latency_ms: float, status: int = 200, code=None):
@@ -170,3 +187,100 @@ def test_the_saturation_point_is_the_last_step_held() -> None:
     judgement = judge_saturation(below, params, max_generator_lag_ms=100)
     assert judgement.verdict == "FAIL"
     assert "below 100 req/s" in judgement.reason
+
+
+def test_a_profile_cannot_raise_its_caps_above_the_codes_ceilings(tmp_path: Path) -> None:
+    bold = tmp_path / "bold.yaml"
+    text = (
+        Path(PROFILE.source)
+        .read_text("utf-8")
+        .replace("max_rate_per_s: 2000", "max_rate_per_s: 1000000")
+    )
+    bold.write_text(text, "utf-8")
+    with pytest.raises(LoadProfileError, match=r"caps\.max_rate_per_s: 1e\+06 exceeds the code"):
+        load_load_profile(str(bold))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"rate_per_s": CEILINGS.max_rate_per_s + 1}, "exceeds the cap of 10000 req/s"),
+        ({"window_s": CEILINGS.max_phase_s + 1}, "exceeds the cap of 3600 s"),
+        ({"max_in_flight": CEILINGS.max_in_flight_per_worker + 1}, "in flight exceed the cap"),
+    ],
+)
+def test_raised_caps_in_code_still_meet_the_ceilings(change: dict, message: str) -> None:
+    # ATS §12 safety: caps built in code (a benchmark's override) cannot lift the ceilings.
+    limitless = replace(PROFILE.caps, max_rate_per_s=1e9, max_phase_s=1e9, max_stage_s=1e9,
+                        max_in_flight_per_worker=10**9)  # fmt: skip
+    plan = LoadPlan(
+        "http://127.0.0.1:1", "load", "HMAC-SM3", 5.0, 1, (replace(_phase(), **change),)
+    )
+    with pytest.raises(LoadProfileError, match=message):
+        plan.check_caps(limitless)
+
+
+def test_more_workers_than_the_ceiling_are_refused() -> None:
+    plan = LoadPlan("http://127.0.0.1:1", "load", "HMAC-SM3", 5.0, CEILINGS.max_workers + 1,
+                    (_phase(),))  # fmt: skip
+    with pytest.raises(LoadProfileError, match="workers exceed the cap of 64"):
+        plan.check_caps(replace(PROFILE.caps, max_workers=10**6))
+
+
+@pytest.mark.parametrize(
+    ("host", "target", "message"),
+    [
+        ("https://node.example.gov.cn", "/api/v1/health", "not a loopback address"),
+        ("http://127.0.0.1:1/gateway", "/api/v1/health", r"not an http\(s\) origin"),
+        ("ftp://127.0.0.1:1", "/api/v1/health", r"not an http\(s\) origin"),
+        ("http://127.0.0.1:1", "//node.example.gov.cn/api/v1/health", "is not a path on"),
+        ("http://127.0.0.1:1", "https://node.example.gov.cn/api/v1/x", "is not a path on"),
+    ],
+)
+def test_the_runner_refuses_a_plan_off_the_targets_origin(host, target, message) -> None:
+    # Checked by run_plan itself before any process starts, whatever built the plan.
+    plan = LoadPlan(host, "load", "HMAC-SM3", 5.0, 1, (replace(_phase(), target=target),))
+    with pytest.raises(LoadRunError, match=message):
+        run_plan(plan, "not-a-secret")
+
+
+def test_a_remote_host_is_allowed_only_with_the_operators_statement() -> None:
+    plan = LoadPlan("https://node.example.gov.cn", "load", "HMAC-SM3", 5.0, 1, (_phase(),))
+    with pytest.raises(LoadProfileError, match="operator_owns_target"):
+        plan.check_safety()
+    replace(plan, operator_owns_target=True).check_safety()
+
+
+def test_a_plan_survives_its_json_form() -> None:
+    plan = LoadPlan("http://127.0.0.1:1", "load", "HMAC-SM3", 5.0, 2, (_phase(),), None, True)
+    assert LoadPlan.from_json(plan.to_json()) == plan
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_refuses_a_plan_over_the_ceiling_whoever_sent_it(tmp_path: Path) -> None:
+    # A bare locust master (as an operator may start one) hands a plan over the code's rate
+    # ceiling to a worker: the worker sends nothing and reports why. Its host is a closed
+    # loopback port, so nothing could be reached even if it did send.
+    port = _closed_port()
+    phase = replace(_phase(), rate_per_s=CEILINGS.max_rate_per_s * 2, window_s=1)
+    plan = LoadPlan(f"http://127.0.0.1:{port}", "load", "HMAC-SM3", 1.0, 1, (phase,))
+    out = tmp_path / "results.json"
+    master_port = _closed_port()
+    master = master_command(plan, out, bind_host="127.0.0.1", bind_port=master_port,
+                            run_time_s=30, worker_wait_s=20)  # fmt: skip
+    env = {**os.environ, "ATS_LOAD_SECRET": "not-a-secret"}
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for command in (master, worker_command("127.0.0.1", master_port))
+    ]
+    try:
+        processes[0].wait(timeout=45)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(timeout=10)
+    document = json.loads(out.read_text("utf-8"))
+    (report,) = document["workers"]
+    assert "refused the plan" in report["error"]
+    assert "exceeds the cap of 10000 req/s" in report["error"]
+    assert report["phases"] == []
