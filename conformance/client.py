@@ -10,6 +10,7 @@ never exceeds half of the node's ``rate_limit_per_app`` (ATS-SEC-03), unless a c
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -23,7 +24,9 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError
 
 from conformance import signing
@@ -177,6 +180,77 @@ class Pacer:
             time.sleep(delay)
 
 
+_local = threading.local()
+
+
+class _Deadline:
+    """Shuts a request's connection down when the whole answer has not arrived in time.
+
+    A socket's read timeout restarts with every byte, so a node that drips its answer a byte at a
+    time would hold the run without end; this bounds the whole exchange, headers included.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _local.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _local.deadline = None
+
+    def watch(self, conn: Any) -> None:
+        """The connection (anything with a ``sock``) to shut down at the deadline."""
+        with self._lock:
+            self._conn = conn
+            if self.expired:
+                _shut(conn)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self._conn is not None:
+                _shut(self._conn)
+
+
+def _shut(conn: Any) -> None:
+    sock = conn if isinstance(conn, socket.socket) else getattr(conn, "sock", None)
+    if sock is not None:
+        # Already closed: the exchange is over either way.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedPool(HTTPConnectionPool):
+    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_local, "deadline", None)
+        if deadline is not None:
+            deadline.watch(conn)
+        return super()._make_request(conn, *args, **kwargs)
+
+
+class _WatchedHTTPSPool(_WatchedPool, HTTPSConnectionPool):
+    pass
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter whose connections a ``_Deadline`` can shut down."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
 @dataclass
 class _Link:
     """What the clients of one run share: the connection pool, pacing and reachability."""
@@ -210,6 +284,8 @@ class NodeClient:
             session = requests.Session()
             # Neither proxies nor .netrc from the environment: the tester talks to the node only.
             session.trust_env = False
+            for scheme in ("http://", "https://"):
+                session.mount(scheme, _WatchedAdapter())
             _link = _Link(session=session, pacer=pacer or Pacer())
         self._link = _link
         parts = urlsplit(target.node.base_url)
@@ -408,14 +484,17 @@ class NodeClient:
             method="GET", target=target, body=b"", app_id=cred.app_id, secret=cred.secret
         )
         try:
-            with self._link.session.get(
-                self.target.node.base_url.rstrip("/") + "/api/v1/node",
-                headers=headers,
-                timeout=(self.connect_timeout, self.read_timeout),
-                allow_redirects=False,
-                verify=self.target.node.ca_bundle or True,
-                stream=True,
-            ) as resp:
+            with (
+                _Deadline(self.connect_timeout + self.read_timeout),
+                self._link.session.get(
+                    self.target.node.base_url.rstrip("/") + "/api/v1/node",
+                    headers=headers,
+                    timeout=(self.connect_timeout, self.read_timeout),
+                    allow_redirects=False,
+                    verify=self.target.node.ca_bundle or True,
+                    stream=True,
+                ) as resp,
+            ):
                 limit = json.loads(resp.raw.read(64 * 1024, decode_content=True)).get(
                     "rate_limit_per_app"
                 )
@@ -467,40 +546,29 @@ class NodeClient:
     ) -> Exchange:
         method = prepared.method or "GET"
         request_headers = self._masked(prepared.headers)
-        try:
-            resp = self._link.session.send(
-                prepared,
-                stream=True,
-                timeout=(connect, read),
-                allow_redirects=False,
-                verify=self.target.node.ca_bundle or True,
-            )
-        except (requests.RequestException, OSError, http.client.HTTPException) as exc:
-            return _failed(
-                method, wire_target, request_headers, body, started, _describe(exc, connect, read)
-            )
-        with resp:
+        with _Deadline(connect + read) as deadline:
             try:
-                content, truncated = _bounded(
-                    lambda n: resp.raw.read1(n, decode_content=True),
-                    self.max_body,
-                    started + connect + read,
+                resp = self._link.session.send(
+                    prepared,
+                    stream=True,
+                    timeout=(connect, read),
+                    allow_redirects=False,
+                    verify=self.target.node.ca_bundle or True,
                 )
+                with resp:
+                    content, truncated = _bounded(
+                        lambda n: resp.raw.read1(n, decode_content=True),
+                        self.max_body,
+                        started + connect + read,
+                    )
             except (
                 requests.RequestException,
                 OSError,
                 http.client.HTTPException,
                 HTTPError,
             ) as exc:
-                return _failed(
-                    method,
-                    wire_target,
-                    request_headers,
-                    body,
-                    started,
-                    _describe(exc, connect, read),
-                    resp.status_code,
-                )
+                error = _late(connect, read) if deadline.expired else _describe(exc, connect, read)
+                return _failed(method, wire_target, request_headers, body, started, error)
         return Exchange(
             method=method,
             target=wire_target,
@@ -536,41 +604,37 @@ class NodeClient:
             return _failed(
                 method, wire_target, request_headers, body, started, _describe(exc, connect, read)
             )
-        try:
-            sock.settimeout(read)
-            if tls:
-                context = ssl.create_default_context(cafile=self.target.node.ca_bundle)
-                sock = context.wrap_socket(sock, server_hostname=host)
-            sock.sendall(data)
-            resp = http.client.HTTPResponse(sock, method=method)
-            resp.begin()
-            status = resp.status
-            content, truncated = _bounded(resp.read1, self.max_body, started + connect + read)
-            return Exchange(
-                method=method,
-                target=wire_target,
-                request_headers=request_headers,
-                request_body=body,
-                status=resp.status,
-                headers=CaseInsensitiveDict(_joined(resp.getheaders())),
-                body=content,
-                elapsed_s=time.monotonic() - started,
-                error=f"answer larger than {self.max_body} bytes" if truncated else None,
-                truncated=truncated,
-                reason=resp.reason or "",
-            )
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            return _failed(
-                method,
-                wire_target,
-                request_headers,
-                body,
-                started,
-                _describe(exc, connect, read),
-                status,
-            )
-        finally:
-            sock.close()
+        with _Deadline(connect + read) as deadline:
+            deadline.watch(sock)
+            try:
+                sock.settimeout(read)
+                if tls:
+                    context = ssl.create_default_context(cafile=self.target.node.ca_bundle)
+                    sock = context.wrap_socket(sock, server_hostname=host)
+                    deadline.watch(sock)
+                sock.sendall(data)
+                resp = http.client.HTTPResponse(sock, method=method)
+                resp.begin()
+                status = resp.status
+                content, truncated = _bounded(resp.read1, self.max_body, started + connect + read)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                error = _late(connect, read) if deadline.expired else _describe(exc, connect, read)
+                return _failed(method, wire_target, request_headers, body, started, error, status)
+            finally:
+                sock.close()
+        return Exchange(
+            method=method,
+            target=wire_target,
+            request_headers=request_headers,
+            request_body=body,
+            status=resp.status,
+            headers=CaseInsensitiveDict(_joined(resp.getheaders())),
+            body=content,
+            elapsed_s=time.monotonic() - started,
+            error=f"answer larger than {self.max_body} bytes" if truncated else None,
+            truncated=truncated,
+            reason=resp.reason or "",
+        )
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -663,6 +727,10 @@ def _describe(exc: BaseException, connect: float, read: float) -> str:
     if seen(http.client.BadStatusLine, http.client.LineTooLong, http.client.HTTPException):
         return f"not an HTTP answer: {_short(inner)}"
     return f"transport failure: {_short(inner)}"
+
+
+def _late(connect: float, read: float) -> str:
+    return f"no complete answer within {connect + read:g} s (connection and read time together)"
 
 
 def _short(text: str) -> str:

@@ -14,7 +14,7 @@ import difflib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,8 +45,8 @@ from conformance.profile import (
     load_profile,
 )
 from conformance.report import write_reports
-from conformance.report.model import ClauseResult, RunReport, SkipCause, Verdict
-from conformance.target import Target, TargetError, load_target
+from conformance.report.model import ClauseResult, RunReport, SkipCause, Verdict, printable
+from conformance.target import AppCredential, Target, TargetError, load_target
 
 LOAD_MODES = ("off", "smoke", "full")
 _RESULT_PROPERTY = "ats_result"
@@ -57,19 +57,23 @@ _NOT_IMPLEMENTED = "check not implemented"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "ATS-1.0 conformance run")
     group.addoption("--target", dest="ats_target", metavar="FILE", help="target file to certify")
+    # Each option has a short name (the public contract) and an --ats- one that cannot collide
+    # with another plugin's option in a CI owner's own pytest set-up.
     group.addoption(
-        "--ats-profile", dest="ats_profile", metavar="NAME", help="profile; default: node level"
-    )
+        "--ats-profile", "--profile", dest="ats_profile", metavar="NAME",
+        help="profile; default: node level",
+    )  # fmt: skip
     group.addoption(
-        "--ats-report-dir", dest="ats_report_dir", default="reports", metavar="DIR",
+        "--ats-report-dir", "--report-dir", dest="ats_report_dir", default="reports", metavar="DIR",
         help="where report.json, junit.xml and summary.md are written (default: reports)",
     )  # fmt: skip
     group.addoption(
-        "--ats-only", dest="ats_only", action="append", default=[], metavar="CHAPTER|CLAUSE",
+        "--ats-only", "--only", dest="ats_only", action="append", default=[],
+        metavar="CHAPTER|CLAUSE",
         help="run only these chapters or clauses (repeatable); never a certification",
     )  # fmt: skip
     group.addoption(
-        "--ats-load", dest="ats_load", choices=LOAD_MODES, default="full",
+        "--ats-load", "--load", dest="ats_load", choices=LOAD_MODES, default="full",
         help="load stage: off, smoke (never a certification) or full (default)",
     )  # fmt: skip
     group.addoption(
@@ -109,6 +113,33 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     report_dir = Path(config.getoption("ats_report_dir"))
     config.pluginmanager.register(AtsSession(config, plan, report_dir), "ats_session")
+
+
+def _ats_session(config: pytest.Config) -> AtsSession:
+    session = config.pluginmanager.get_plugin("ats_session")
+    if not isinstance(session, AtsSession):
+        pytest.skip("no conformance run: pass --target FILE")
+    return session
+
+
+@pytest.fixture(scope="session")
+def ats_target(request: pytest.FixtureRequest) -> Target:
+    """The target of the run (``repr`` shows no secret), for a CI owner's own tests."""
+    return _ats_session(request.config).plan.target
+
+
+@pytest.fixture(scope="session")
+def ats_apps(ats_target: Target) -> Mapping[str, AppCredential]:
+    """The apps of the target file by name (``consumer``, ``admin`` …)."""
+    return ats_target.apps
+
+
+@pytest.fixture
+def ats_client(request: pytest.FixtureRequest) -> NodeClient:
+    """The run's NodeClient (signing, timeouts, size cap, pacing shared with the checks), with
+    an evidence log of the test's own: ``ats_client.get("/api/v1/node", app="consumer")``."""
+    session = _ats_session(request.config)
+    return session.client.for_clause(EvidenceLog(session.plan.target.secrets()))
 
 
 class PlanError(Exception):
@@ -246,16 +277,17 @@ class ClauseItem(pytest.Item):
                 name="evidence",
                 attachment_type=allure.attachment_type.JSON,
             )
+        # The clause id leads the message: allure and JUnit show it apart from the test name.
         if result.verdict is Verdict.FAIL:
-            raise ClauseOutcome(result.reason)
+            raise ClauseOutcome(f"{clause.id}: {result.reason}")
         if result.verdict is Verdict.ERROR:
-            raise ClauseError(result.reason)
+            raise ClauseError(f"{clause.id}: {result.reason}")
         if result.verdict is Verdict.SKIP:
             pytest.skip(result.reason)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ClauseOutcome | ClauseError):
-            return f"{self.planned.clause.id}  {excinfo.value}"
+            return str(excinfo.value)
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -271,9 +303,10 @@ def _allure_labels(clause: Clause, target: Target) -> None:
     allure.dynamic.severity(_SEVERITY.get(clause.level, "normal"))
     allure.dynamic.label("clause", clause.id)
     allure.dynamic.tag(clause.level)
-    # A public parameter keeps history ids apart per node; never a secret here (allure records
-    # parameters in clear text).
-    allure.dynamic.parameter("node", f"{target.node.node_id} {target.node.base_url}")
+    # A public parameter keeps history ids apart per node, and only the node's identity: the
+    # base URL (a free port in embedded runs) would start a new history every run. Never a secret
+    # here (allure records parameters in clear text).
+    allure.dynamic.parameter("node", f"{target.node.node_id} ({target.node.level})")
 
 
 @dataclass
@@ -286,6 +319,7 @@ class AtsSession:
     run: RunState = field(default_factory=RunState)
     results: dict[str, ClauseResult] = field(default_factory=dict)
     deselected: set[str] = field(default_factory=set)
+    own_tests_failed: int = 0
     started_at: str = field(default_factory=lambda: _now())
     _started: float = field(default_factory=time.monotonic)
     _client: NodeClient | None = None
@@ -327,15 +361,13 @@ class AtsSession:
 
     # -- collection --------------------------------------------------------------------
 
-    def pytest_ignore_collect(self) -> bool:
-        # The profile is the test plan: no file is collected in a conformance run.
-        return True
-
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        items[:] = [
+        # The profile is the test plan: one item per clause, first; tests of the CI owner's own
+        # that pytest collected run after them, with the ats_* fixtures.
+        clause_items = [
             ClauseItem.from_parent(
                 session,
                 name=p.clause.id,
@@ -344,8 +376,11 @@ class AtsSession:
                 ats=self,
             )
             for p in self.plan.clauses
-            if p.runs
         ]
+        left_out = [i for i in clause_items if not i.planned.runs]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+        items[:] = [*(i for i in clause_items if i.planned.runs), *items]
 
     # -- running -----------------------------------------------------------------------
 
@@ -393,8 +428,8 @@ class AtsSession:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
-        if _RESULT_PROPERTY not in props and report.failed:
-            self._harness_failure(report)
+        if _RESULT_PROPERTY not in props and report.failed and not self._harness_failure(report):
+            self.own_tests_failed += 1
         if _RESULT_PROPERTY not in props or report.when != "call":
             return
         result = ClauseResult.from_dict(json.loads(str(props[_RESULT_PROPERTY])))
@@ -418,18 +453,22 @@ class AtsSession:
         }[verdict]
         return category, letter, f"{verdict}  {data['level']}  {data['title']['en']}"
 
-    def _harness_failure(self, report: pytest.TestReport) -> None:
-        """A clause whose item broke outside its check (a plugin, the harness) is an ERROR."""
+    def _harness_failure(self, report: pytest.TestReport) -> bool:
+        """A clause whose item broke outside its check (a plugin, the harness) is an ERROR;
+        answers whether the report was a clause's."""
         clause_id = report.nodeid.rsplit("::", 1)[-1]
         planned = next((p for p in self.plan.clauses if p.clause.id == clause_id), None)
-        if planned is None or clause_id in self.results:
-            return
+        if planned is None or report.nodeid != f"{planned.clause.chapter}::{clause_id}":
+            return False
+        if clause_id in self.results:
+            return True
         lines = [line for line in report.longreprtext.strip().splitlines() if line.strip()]
         reason = f"tester-side failure in {report.when}: {lines[-1] if lines else 'unknown'}"
         result = _result(planned.clause, Verdict.ERROR, reason, report.duration, None, None)
         self.results[clause_id] = result
         if self.config.getoption("ats_progress") and not self.config.getoption("ats_quiet"):
             self._print(progress_line(result))
+        return True
 
     # -- finishing ---------------------------------------------------------------------
 
@@ -439,12 +478,13 @@ class AtsSession:
             self._neighbours.stop()
         if self._client is not None:
             self._client.close()
-        if not self.controller:
+        # --collect-only assesses nothing: a report of it would overwrite a real one.
+        if not self.controller or self.config.option.collectonly:
             return
         self.report = self.assemble()
         self.paths = write_reports(self.report, self.report_dir)
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            session.exitstatus = exit_status(self.report)
+            session.exitstatus = max(exit_status(self.report), int(self.own_tests_failed > 0))
 
     def assemble(self) -> RunReport:
         """The run report: every clause of the plan with its result or its reason to skip."""
@@ -514,7 +554,7 @@ def _result(
         chapter=clause.chapter,
         title={"zh": clause.title.zh, "en": clause.title.en},
         verdict=verdict,
-        reason=reason,
+        reason=printable(reason),
         duration_s=duration,
         evidence=tuple(evidence.entries) if evidence is not None else (),
         skip_cause=cause if verdict is Verdict.SKIP else None,

@@ -33,7 +33,7 @@ import yaml
 from markupsafe import Markup
 
 from conformance.report.integrity import read_report
-from conformance.report.model import RunReport, Verdict
+from conformance.report.model import RunReport, Verdict, printable
 
 TEMPLATES = Path(__file__).with_name("templates")
 _MASK = "***"
@@ -78,6 +78,10 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # A node's control characters (NUL …) are shown escaped, never written into the page.
+        finalize=lambda value: (
+            printable(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+        ),
     )
     env.globals["L"] = labels()
     return env

@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conformance.report.model import RunReport, Verdict
+from conformance.report.model import RunReport, Verdict, printable
 
 
 def junit_tree(report: RunReport) -> ET.ElementTree:
@@ -41,19 +41,21 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
                 "time": f"{result.duration_s:.3f}",
             },
         )
-        detail = "\n".join(
-            str(e.get("summary") or e.get("note") or "") for e in result.evidence
+        detail = printable(
+            "\n".join(str(e.get("summary") or e.get("note") or "") for e in result.evidence)
         ).strip()
+        # The clause id leads the message: CI dashboards show the message without the case name.
+        message = printable(f"{result.id}: {result.reason}")
         if result.verdict is Verdict.FAIL:
-            ET.SubElement(
-                case, "failure", {"message": result.reason, "type": result.level}
-            ).text = detail or None
+            ET.SubElement(case, "failure", {"message": message, "type": result.level}).text = (
+                detail or None
+            )
         elif result.verdict is Verdict.ERROR:
-            ET.SubElement(case, "error", {"message": result.reason, "type": result.level}).text = (
+            ET.SubElement(case, "error", {"message": message, "type": result.level}).text = (
                 detail or None
             )
         elif result.verdict is Verdict.SKIP:
-            ET.SubElement(case, "skipped", {"message": result.reason})
+            ET.SubElement(case, "skipped", {"message": message})
         if result.evidence and result.verdict is not Verdict.SKIP:
             ET.SubElement(case, "system-out").text = json.dumps(
                 list(result.evidence), ensure_ascii=False, indent=1

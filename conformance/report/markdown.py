@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.report.model import RunReport, Verdict
+from conformance.report.model import RunReport, Verdict, printable
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").split())
+    return printable(" ".join(text.replace("|", "\\|").split()))
 
 
 def render_summary(report: RunReport) -> str:

@@ -20,6 +20,23 @@ from enum import StrEnum
 from typing import Any
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (line breaks and tabs kept) and code points XML cannot
+    carry written as ``\\xNN`` / ``\\uNNNN``: a node's garbage must not break a report file."""
+    return "".join(
+        ch
+        if ch in "\n\t"
+        or not (
+            ord(ch) < 0x20
+            or 0x7F <= ord(ch) < 0xA0
+            or 0xD800 <= ord(ch) < 0xE000
+            or ord(ch) in (0xFFFE, 0xFFFF)
+        )
+        else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        for ch in text
+    )
+
+
 class Outcome(Exception):
     """A check's decision about its clause, carried as an exception with a one-line reason."""
 

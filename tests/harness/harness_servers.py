@@ -114,6 +114,43 @@ def silent_port() -> Iterator[str]:
         listener.close()
 
 
+@contextmanager
+def dripping_port(interval_s: float = 0.2, bound_s: float = 60.0) -> Iterator[str]:
+    """A server that answers every connection one byte every ``interval_s`` — always under a
+    read timeout, never complete — for at most ``bound_s``."""
+    stop = threading.Event()
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"a" * 4096
+
+    def drip(conn: socket.socket, _: object) -> None:
+        with conn:
+            for byte in answer:
+                if stop.wait(interval_s):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            drip(self.request, None)
+
+    server = _Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    timer = threading.Timer(bound_s, stop.set)
+    timer.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        stop.set()
+        timer.cancel()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 def closed_port() -> str:
     """The URL of a loopback port nothing listens on."""
     with socket.socket() as sock:

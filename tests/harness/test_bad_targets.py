@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 import re
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
-from harness_servers import closed_port, http_answer, json_answer, serve, silent_port
+from harness_servers import (
+    closed_port,
+    dripping_port,
+    http_answer,
+    json_answer,
+    serve,
+    silent_port,
+)
 
 from conformance.cli import main
 
@@ -29,6 +37,7 @@ def answering(answer: Callable[[bytes], bytes]) -> Iterator[str]:
 BAD_NODES: dict[str, Callable[[], AbstractContextManager[str]]] = {
     "an unreachable address": refused,
     "a port that never answers": silent_port,
+    "a server dripping its answer a byte at a time": dripping_port,
     "a server answering HTML": lambda: answering(
         lambda _: http_answer(200, b"<html><body>portal</body></html>", "text/html")
     ),
@@ -62,8 +71,11 @@ def test_a_bad_target_gives_errors_or_failures_and_reports(
     node = [c for c in document["clauses"] if c["chapter"] == "NODE"]
     assert node
     assert all(c["verdict"] in ("ERROR", "FAIL") and c["reason"] for c in node)
-    assert (reports / "junit.xml").is_file()
-    assert (reports / "summary.md").is_file()
+    # Whatever the node sent, every report is well formed and carries no control character.
+    ET.parse(reports / "junit.xml")
+    for name in ("report.json", "junit.xml", "summary.md", "report.html"):
+        text = (reports / name).read_text(encoding="utf-8")
+        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text), name
     out = capsys.readouterr().out
     assert "NOT_CERTIFIED" in out
     assert str(reports / "report.json") in out

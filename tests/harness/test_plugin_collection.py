@@ -43,7 +43,47 @@ def test_plain_pytest_collects_one_item_per_clause(
     collected = [line for line in done.stdout.splitlines() if "::ATS-" in line]
     profile = load_profile("provincial")
     assert collected == [f"{c.chapter}::{c.id}" for c in profile.clauses]
-    assert "test_plain" not in done.stdout
+    # The CI owner's own tests come after the clauses; collecting writes no report.
+    assert "test_plain.py::test_one" in done.stdout.splitlines()
+    assert not (tmp_path / "reports").exists()
+
+
+def test_the_short_option_names_and_the_fixtures_serve_a_ci_owners_own_tests(
+    tmp_path: Path, write_target: Callable[..., Path]
+) -> None:
+    (tmp_path / "test_own.py").write_text(
+        "import pytest\n"
+        "from conformance.client import NodeUnreachable\n\n"
+        "def test_fixtures(ats_target, ats_apps, ats_client):\n"
+        "    assert ats_target.node.node_id == '330000'\n"
+        "    assert set(ats_apps) >= {'consumer', 'admin'}\n"
+        "    assert ats_apps['admin'].secret not in repr(ats_apps)\n"
+        "    with pytest.raises(NodeUnreachable):\n"
+        "        ats_client.get('/api/v1/node', app='consumer')\n\n"
+        "def test_own_failure():\n"
+        "    assert False\n"
+    )
+    target = write_target(closed_port())
+    reports = tmp_path / "out"
+    done = pytest_in(
+        tmp_path,
+        "-p", "conformance.plugin", "--target", str(target), "--only", "NODE-01",
+        "--load", "off", "--report-dir", str(reports), "-rA",
+    )  # fmt: skip
+    assert "PASSED test_own.py::test_fixtures" in done.stdout, done.stdout
+    assert "FAILED test_own.py::test_own_failure" in done.stdout
+    # 71 clauses outside --only are deselected, and said so.
+    assert f"{len(load_profile('provincial').clauses) - 1} deselected" in done.stdout
+    document = json.loads((reports / "report.json").read_text())
+    assert document["selection"] == ["--only ATS-NODE-01", "--load off"]
+    assert done.returncode == 1
+
+
+def test_without_target_the_fixtures_skip_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "test_own.py").write_text("def test_it(ats_client):\n    assert False\n")
+    done = pytest_in(tmp_path, "-p", "conformance.plugin", "-rs")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no conformance run: pass --target FILE" in done.stdout
 
 
 def test_plain_pytest_run_writes_reports_and_exit_follows_verdict(
