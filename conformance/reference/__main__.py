@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import socket
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -51,35 +53,70 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def _fail(config_path: str, place: str, problem: str) -> int:
+    print(f"conformance.reference: {config_path}: {place}: {problem}", file=sys.stderr)
+    return 2
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The node's listening socket, bound before uvicorn starts so a refusal is one clear line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def run_node(config_path: str, faults: Sequence[str] = ()) -> int:
     """Serve one node until interrupted; the exit status (2: bad node file or cannot listen)."""
     try:
         config = load_config(config_path, tuple(faults))
-        app = create_app(config, FaultSet.of(config.faults))
     except ConfigError as exc:
         print(f"conformance.reference: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    fault_set = FaultSet.of(config.faults)
-    options = uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        http=AtsH11Protocol,
-        loop="auto",
-        workers=1,
-        access_log=False,
-        server_header=False,
-        date_header=True,
-        log_level="warning",
-        lifespan="on",
-        **tls_options(config),
-    )
-    # ATS-SEC-01: TLS 1.2 or newer only (the allow-tls1-0 fault lowers it).
-    restrict_tls(options, fault_set)
-    server = _Server(options, config, plain_http_server(config, app, fault_set))
-    server.run()
-    # uvicorn leaves should_exit False and started False when it could not bind the socket.
+    try:
+        sock = _bind(config.host, config.port)
+    except OSError as exc:
+        return _fail(
+            config.source,
+            "node.listen",
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+        )
+    with contextlib.closing(sock):
+        try:
+            app = create_app(config, FaultSet.of(config.faults))
+        except ConfigError as exc:
+            print(f"conformance.reference: {exc}", file=sys.stderr)
+            return 2
+        except sqlite3.Error as exc:
+            return _fail(config.source, "node.database", f"{config.database}: {exc}")
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        fault_set = FaultSet.of(config.faults)
+        options = uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            http=AtsH11Protocol,
+            loop="auto",
+            workers=1,
+            access_log=False,
+            server_header=False,
+            date_header=True,
+            log_level="warning",
+            lifespan="on",
+            **tls_options(config),
+        )
+        try:
+            # ATS-SEC-01: TLS 1.2 or newer only (the allow-tls1-0 fault lowers it).
+            restrict_tls(options, fault_set)
+        except OSError as exc:  # ssl.SSLError included
+            return _fail(config.source, "tls", f"the certificate and key cannot be used: {exc}")
+        server = _Server(options, config, plain_http_server(config, app, fault_set))
+        server.run(sockets=[sock])
     return 0 if server.started else 2
 
 

@@ -139,11 +139,101 @@ def _seed_path(name: str, base: Path, source: str) -> Path:
     return path
 
 
-def _split_listen(listen: str, source: str) -> tuple[str, int]:
+def _split_listen(listen: str, source: str, place: str = "node.listen") -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{source}: node.listen: expected HOST:PORT, got {listen!r}")
+        raise ConfigError(f"{source}: {place}: expected HOST:PORT, got {listen!r}")
     return host, int(port)
+
+
+def _secret_values(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        found = {v for k, v in value.items() if k == "secret" and isinstance(v, str) and v}
+        return found.union(*(_secret_values(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_secret_values(v) for v in value))
+    return set()
+
+
+def _masked(error: jsonschema.ValidationError, raw: Any) -> str:
+    """The schema error's message, with no secret of the node file in it."""
+    if error.absolute_path and error.absolute_path[-1] == "secret":
+        # A secret never reaches an error text, not even a malformed one.
+        return "must be 32 to 128 characters from [A-Za-z0-9_-]"
+    message = error.message
+    # A message may quote a whole object ("{...} is not of type 'object'"): its secrets go.
+    for secret in sorted(_secret_values(raw), key=len, reverse=True):
+        message = message.replace(repr(secret), "'***'")
+    return message
+
+
+def _listing(ids: set[str]) -> str:
+    return ", ".join(sorted(ids)) or "none"
+
+
+def _check_children(
+    node_id: str, level: str, children: tuple[ChildConfig, ...], source: str
+) -> None:
+    """Each child is of a level this node may have below it, and well formed for it (ATS §0, §8)."""
+    allowed = {"national": ("department", "provincial"), "provincial": ("municipal",)}.get(level)
+    seen: set[str] = set()
+    for index, child in enumerate(children):
+        place = f"{source}: node.children[{index}]"
+        if allowed is None:
+            # ATS §0: in 1.0 only national and provincial nodes have children.
+            raise ConfigError(f"{place}: a {level} node has no children in ATS-1.0")
+        if child.level not in allowed:
+            raise ConfigError(
+                f"{place}.level: a {level} node's children are {' or '.join(allowed)}, "
+                f"got {child.level!r}"
+            )
+        if problem := codes.node_id_problem(child.node_id, child.level, node_id):
+            raise ConfigError(f"{place}.node_id: {problem}")
+        if child.node_id in seen:
+            raise ConfigError(f"{place}.node_id: {child.node_id!r} is listed twice")
+        seen.add(child.node_id)
+
+
+def _database_path(name: str, base: Path, source: str) -> Path:
+    path = Path(name) if Path(name).is_absolute() else base / name
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"{source}: node.database: the folder of {name!r} does not exist ({path.parent})"
+        )
+    return path
+
+
+def _check_seed(path: Path, node_id: str, source: str) -> None:
+    """The seed catalog is a catalog of this node: every entry carries this node's id (ATS §4)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"{source}: seed.catalog: {path.name} is not a JSON catalog: {exc}"
+        ) from None
+    entries = data.get("entries", []) if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{source}: seed.catalog: {path.name} has no list of entries")
+    for index, entry in enumerate(entries):
+        owner = entry.get("node_id", node_id)
+        if owner != node_id:
+            raise ConfigError(
+                f"{source}: seed.catalog: {path.name} entries[{index}].node_id is {owner!r}, "
+                f"expected this node's id {node_id!r}"
+            )
+
+
+def _tls(raw: Mapping[str, Any], base: Path, source: str) -> TlsConfig:
+    """The TLS files, relative to the node file's folder, readable; the plain address valid."""
+    files = {}
+    for key in ("cert", "key"):
+        path = Path(raw[key]) if Path(raw[key]).is_absolute() else base / raw[key]
+        if not path.is_file():
+            raise ConfigError(f"{source}: tls.{key}: {raw[key]!r} is not a readable file")
+        files[key] = str(path)
+    if raw.get("http_listen"):
+        _split_listen(raw["http_listen"], source, "tls.http_listen")
+    return TlsConfig(cert=files["cert"], key=files["key"], http_listen=raw.get("http_listen"))
 
 
 def build_config(
@@ -157,11 +247,7 @@ def build_config(
     )
     if errors:
         first = errors[0]
-        message = first.message
-        if first.absolute_path and first.absolute_path[-1] == "secret":
-            # A secret never reaches an error text, not even a malformed one.
-            message = "must be 32 to 128 characters from [A-Za-z0-9_-]"
-        raise ConfigError(f"{source}: {_place(first.absolute_path)}: {message}")
+        raise ConfigError(f"{source}: {_place(first.absolute_path)}: {_masked(first, raw)}")
     node = raw["node"]
     parent_raw = node.get("parent")
     parent = ParentConfig(**parent_raw) if parent_raw else None
@@ -174,7 +260,18 @@ def build_config(
     )
     if problem:
         raise ConfigError(f"{source}: node.node_id: {problem}")
+    # ATS §0: a municipal node's parent is its provincial node.
+    if (
+        parent is not None
+        and node["level"] == "municipal"
+        and (problem := codes.node_id_problem(parent.node_id, "provincial"))
+    ):
+        raise ConfigError(
+            f"{source}: node.parent.node_id: a municipal node's parent is provincial: {problem}"
+        )
     children = tuple(ChildConfig(**c) for c in node.get("children") or ())
+    _check_children(node["node_id"], node["level"], children, source)
+    neighbours = {c.node_id for c in children} | ({parent.node_id} if parent else set())
     apps: dict[str, AppConfig] = {}
     for index, app in enumerate(raw["apps"]):
         if app["app_id"] in apps:
@@ -183,12 +280,21 @@ def build_config(
             )
         if (app["role"] == "node") != ("bound_node" in app):
             raise ConfigError(f"{source}: apps[{index}].bound_node: required exactly for role node")
+        if app["role"] == "node" and app["bound_node"] not in neighbours:
+            # ATS §0: a node app is bound to a neighbouring node, the parent or a child.
+            raise ConfigError(
+                f"{source}: apps[{index}].bound_node: {app['bound_node']!r} is neither the "
+                f"parent nor a child of this node (neighbours: {_listing(neighbours)})"
+            )
         apps[app["app_id"]] = AppConfig(**app)
     host, port = _split_listen(node["listen"], source)
     database = node.get("database", ":memory:")
-    if database != ":memory:" and not Path(database).is_absolute():
-        database = str(base / database)
+    if database != ":memory:":
+        database = str(_database_path(database, base, source))
     seed = (raw.get("seed") or {}).get("catalog")
+    seed_path = _seed_path(seed, base, source) if seed else None
+    if seed_path is not None:
+        _check_seed(seed_path, node["node_id"], source)
     faults = tuple(dict.fromkeys([*(raw.get("faults") or ()), *extra_faults]))
     try:
         FaultSet.of(faults)
@@ -208,9 +314,9 @@ def build_config(
         parent=parent,
         children=children,
         apps=apps,
-        seed_catalog=_seed_path(seed, base, source) if seed else None,
+        seed_catalog=seed_path,
         faults=faults,
-        tls=TlsConfig(**tls_raw) if tls_raw else None,
+        tls=_tls(tls_raw, base, source) if tls_raw else None,
         source=source,
     )
 

@@ -41,6 +41,10 @@ class LaunchError(Exception):
     """A node or the topology could not be started; the message is one line naming the cause."""
 
 
+class StartCancelled(Exception):
+    """The start of the topology was cancelled (Ctrl-C); every node started so far has ended."""
+
+
 @dataclass(frozen=True)
 class TopologyNode:
     """One node of the topology plan: who it is, its parent and its port offset."""
@@ -136,16 +140,7 @@ class Topology:
         deepest_first = sorted(
             self.nodes.values(), key=lambda n: _depth(self.plan, n.node_id), reverse=True
         )
-        for node in deepest_first:
-            if node.process.poll() is None:
-                node.process.terminate()
-        deadline = time.monotonic() + _STOP_GRACE_S
-        for node in self.nodes.values():
-            try:
-                node.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait(timeout=_STOP_GRACE_S)
+        _end([node.process for node in deepest_first])
 
     def __enter__(self) -> Topology:
         return self
@@ -205,6 +200,20 @@ def _free_ports(host: str, count: int) -> list[int]:
         for sock in socks:
             sock.bind((host, 0))
         return [sock.getsockname()[1] for sock in socks]
+
+
+def _end(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """The processes have ended: terminated in this order, killed when they outlive the grace."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + _STOP_GRACE_S
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=_STOP_GRACE_S)
 
 
 def _depth(plan: TopologyPlan, node_id: str) -> int:
@@ -297,18 +306,32 @@ def _spawn(config_path: Path, faults: Sequence[str]) -> tuple[Path, Path, subpro
     for name in faults:
         command += ["--fault", name]
     with log_path.open("wb") as log:
+        # A process group of its own: a terminal's Ctrl-C reaches the launcher, which stops the
+        # nodes children first, not every node at once in the middle of its start.
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
         )
     return config_path, log_path, process
 
 
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise StartCancelled("the start was cancelled")
+
+
 def _await_ready(
-    spawned: tuple[Path, Path, subprocess.Popen[bytes]], timeout_s: float
+    spawned: tuple[Path, Path, subprocess.Popen[bytes]],
+    timeout_s: float,
+    cancel: threading.Event | None = None,
 ) -> RunningNode:
     config_path, log_path, process = spawned
     deadline = time.monotonic() + timeout_s
     while True:
+        _check_cancel(cancel)
         for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
             words = line.split()
             if len(words) == 3 and words[0] == "ready":
@@ -333,12 +356,14 @@ def start_topology(
     cascade_timeout_s: float | None = None,
     seeds: Mapping[str, str] | None = None,
     department_id: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> Topology:
     """The reference topology, started, healthy and synced (every node's subtree catalog pushed
     up to the national node); use it as a context manager so that every process ends.
 
     `base_port` 0 picks free ports; `faults` maps node ids to fault switch names; `seeds` maps
     node ids to seed catalogs (a fixture name or a file path) in place of the fixtures'.
+    Once `cancel` is set, the start ends every node and raises StartCancelled.
     """
     plan = load_plan(department_id)
     folder = Path(workdir)
@@ -359,19 +384,16 @@ def start_topology(
             path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), "utf-8")
             spawned.append(_spawn(path, tuple((faults or {}).get(node_id, ()))))
         for item in spawned:
-            node = _await_ready(item, _START_TIMEOUT_S)
+            node = _await_ready(item, _START_TIMEOUT_S, cancel)
             topology.nodes[node.node_id] = node
-        _await_synced(topology)
+        _await_synced(topology, cancel)
     except BaseException:
-        for _, _, process in spawned:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=_STOP_GRACE_S)
+        _end([process for _, _, process in reversed(spawned)])
         raise
     return topology
 
 
-def _await_synced(topology: Topology) -> None:
+def _await_synced(topology: Topology, cancel: threading.Event | None = None) -> None:
     # "Really wired": every node answers health, and the national node's subtree catalog holds
     # every node's seed entries, i.e. the first full pushes (ATS §8) went through.
     from conformance.signing import sign_headers
@@ -385,6 +407,7 @@ def _await_synced(topology: Topology) -> None:
                 raise LaunchError(f"{node.config_path}: the node does not answer health")
         expected = sum(_local_total(http, topology, n, admin) for n in topology.nodes)
         while True:
+            _check_cancel(cancel)
             target = "/api/v1/catalog/resources?scope=subtree&size=1"
             headers = sign_headers(
                 method="GET",
@@ -451,6 +474,8 @@ def _target_for(topology: Topology, candidate: str) -> dict[str, Any]:
             for name, app in plan.apps.items()
         },
         "resources": {name: roles[name] for name in sorted(roles)},
+        # ATS §0, §11: the topology listens on plain HTTP, so a run against it is a lab run.
+        "lab": True,
         # The neighbours are real nodes of the topology, not emulated by the suite.
         "neighbours": {"live": True},
     }
@@ -503,7 +528,11 @@ def serve(args: argparse.Namespace) -> int:
                 base_port=args.base_port,
                 faults={plan.candidate: tuple(args.fault)},
                 host=args.host,
+                cancel=stop,
             )
+        except StartCancelled:
+            print("conformance serve: interrupted during start; every node stopped", flush=True)
+            return 0
         except LaunchError as exc:
             print(f"conformance serve: {exc}", file=sys.stderr)
             return 2

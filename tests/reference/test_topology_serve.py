@@ -54,6 +54,8 @@ def test_serve_starts_the_wired_topology_and_stops_every_node(
         )
         assert target.neighbours is not None
         assert target.neighbours.live
+        # ATS §0, §11: the topology is plain HTTP on loopback, so a run against it is a lab run.
+        assert target.lab
         for url in urls:
             assert httpx.get(f"{url}/api/v1/health", timeout=5.0).json()["status"] == "UP"
         # Secrets stay in the node files and the target file, never on the console.
@@ -67,6 +69,49 @@ def test_serve_starts_the_wired_topology_and_stops_every_node(
     for url in urls:
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{url}/api/v1/health", timeout=2.0)
+
+
+def _node_processes(workdir: Path) -> list[int]:
+    """The ids of running processes whose command line names a node file of `workdir`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and str(workdir).encode() in command and b"--config" in command:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="the test reads the process table")
+def test_serve_interrupted_during_start_stops_every_node_and_exits_0(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    workdir = tmp_path / "nodes"
+    command = [sys.executable, "-m", "conformance.cli", "serve", "--base-port", "0"]
+    command += ["--workdir", str(workdir), "--target-out", str(tmp_path / "target.yaml")]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_WITHIN_S
+        # Interrupted once every node process is spawned, before the topology is up.
+        while len(list(workdir.glob("*.log"))) < 4 or len(_node_processes(workdir)) < 4:
+            assert process.poll() is None, log.read_text(encoding="utf-8")
+            assert time.monotonic() < deadline, "the node processes were not spawned"
+            time.sleep(0.02)
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0, log.read_text(encoding="utf-8")
+        assert time.monotonic() - interrupted < 10
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    output = log.read_text(encoding="utf-8")
+    assert "interrupted during start" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "target.yaml").exists()
+    assert _node_processes(workdir) == []
 
 
 def test_serve_with_a_bad_node_file_exits_2_with_one_line(tmp_path: Path) -> None:
