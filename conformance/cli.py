@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 from conformance import __version__
@@ -13,6 +14,13 @@ from conformance import __version__
 
 class UsageError(Exception):
     """The run could not be made: bad arguments or unreadable input (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def _profiles_list(args: argparse.Namespace) -> int:
@@ -118,7 +126,7 @@ def _report_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="conformance",
         description="Certify a data sharing and exchange node against ATS-1.0.",
     )
@@ -157,10 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", default="reports", help="where the reports are written")
     run.add_argument(
         "--only",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="CHAPTER|CLAUSE",
-        help="run only these chapters or clauses (repeatable)",
+        help="run only these chapters or clauses (several, or repeated)",
     )
     run.add_argument("--load", choices=("off", "smoke", "full"), help="load stage mode")
     run.add_argument("--lab", action="store_true", help="lab run: plain HTTP, never certifies")

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``conformance run`` and answers its exit status."""
     options = RunOptions.from_args(args)
     try:
+        _writable_folder(options.report_dir)
         with ExitStack() as stack:
             stack.enter_context(_terminate_as_interrupt())
             neighbours = None
@@ -96,6 +97,18 @@ def run(args: argparse.Namespace) -> int:
     except (RunError, TargetError, ProfileError, PlanError) as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
+
+
+def _writable_folder(folder: Path) -> None:
+    """``--report-dir`` exists (created if need be) and takes files; else one line, exit 2."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except FileExistsError:
+        raise RunError(f"--report-dir {folder}: is a file, not a folder") from None
+    except OSError as exc:
+        raise RunError(f"--report-dir {folder}: cannot write there: {exc.strerror}") from None
 
 
 @contextmanager
