@@ -12,6 +12,7 @@ not name is not assessed either: the run cannot certify without it.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 import uuid
@@ -22,10 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conformance import schemas
-from conformance.checks import CheckContext, Inconclusive, check
+from conformance.checks import CheckContext, CheckFunction, Inconclusive, check
 from conformance.checks._catalog_walk import CatalogWalk
 from conformance.checks._expect import answer_text, expect_status, request_text
-from conformance.client import Exchange, NodeClient
+from conformance.client import EVIDENCE_BODY, Exchange, NodeClient
 from conformance.neighbours import (
     Behaviour,
     EmulatedNeighbour,
@@ -45,6 +46,8 @@ ASPECTS = frozenset({"signature", "body", "request_id", "hop_limit", "origin", "
 # What the parent needs to answer a query routed up (ATS-CAS-05): the node's own signature and
 # the origin it authorizes for; the other details are judged by ATS-CAS-04, -06 and -07.
 UPWARD_ASPECTS = frozenset({"signature", "origin"})
+# How many requests received by the emulated neighbours one clause's evidence shows at most.
+_RECEIVED_SHOWN = 40
 # How often a poll for a change at the parent looks again (ATS-CAS-10).
 _POLL_S = 0.1
 # A classification code for codes no node of the run holds (ATS §4: 类 1, 项 01, 目 001).
@@ -114,6 +117,61 @@ def _emulated(ctx: CheckContext, role: str) -> EmulatedNeighbour:
     if found is None or not found.serving:
         ctx.error(f"the emulated {role} neighbour is not running")
     return found
+
+
+def _received_entry(
+    ctx: CheckContext, neighbour: EmulatedNeighbour, rec: RecordedRequest
+) -> dict[str, Any]:
+    """The evidence entry of a request an emulated neighbour received, scrubbed like the
+    client's exchanges (the run's secrets removed; ``X-Signature`` masked when received)."""
+    scrub = ctx.evidence.scrub
+    by = f"the emulated {neighbour.spec.role} {neighbour.spec.node_id}"
+    checked = "signature verified" if rec.verified else "signature not verified"
+    answered = f"answered {rec.status}" if rec.status else "not answered"
+    return {
+        "received_by": by,
+        "method": rec.method,
+        "target": scrub(rec.target),
+        "request_headers": {k: scrub(v) for k, v in rec.headers.items()},
+        "request_body": scrub(rec.body[:EVIDENCE_BODY].decode("utf-8", "replace")),
+        "request_body_size": len(rec.body),
+        "verified": rec.verified,
+        "status": rec.status or None,
+        "summary": scrub(f"received by {by}: {rec.method} {rec.target} ({checked}, {answered})"),
+    }
+
+
+def _add_received(ctx: CheckContext, since: float) -> None:
+    """Adds what the emulated neighbours received since ``since`` to the clause's evidence."""
+    if ctx.neighbours is None or _live(ctx):
+        return
+    received = sorted(
+        ((r, n) for n in ctx.neighbours.all() for r in n.recorded("", since)),
+        key=lambda pair: pair[0].received_at,
+    )
+    for rec, neighbour in received[:_RECEIVED_SHOWN]:
+        ctx.evidence.entries.append(_received_entry(ctx, neighbour, rec))
+    if len(received) > _RECEIVED_SHOWN:
+        ctx.note(
+            f"{len(received) - _RECEIVED_SHOWN} more requests received by the emulated "
+            f"neighbours are not shown"
+        )
+
+
+def _witnessed(function: CheckFunction) -> CheckFunction:
+    """The check, its evidence holding every request the emulated neighbours received while it
+    ran, whatever its outcome: what the candidate pushed or forwarded is what its verdict rests
+    on (ATS §8)."""
+
+    @functools.wraps(function)
+    def witnessed(ctx: CheckContext) -> None:
+        since = time.time()
+        try:
+            function(ctx)
+        finally:
+            _add_received(ctx, since)
+
+    return witnessed
 
 
 def _catalog(
@@ -426,6 +484,7 @@ def _sync(ctx: CheckContext) -> Exchange:
 
 
 @check("ATS-CAS-01")
+@_witnessed
 def upward_sync_pushes_full_catalog(ctx: CheckContext) -> None:
     """On a sync trigger the node pushes its parent a full, signed, valid push of exactly its
     subtree catalog, seq one above its previous push, within 10 s."""
@@ -531,6 +590,7 @@ def _expect_catalog(
 
 
 @check("ATS-CAS-02")
+@_witnessed
 def child_push_accepted_and_aggregated(ctx: CheckContext) -> None:
     """Pushes of a registered child are accepted and aggregated in scope=subtree only; deletions
     and codes missing from a later full push disappear; an out-of-order incremental push is 409."""
@@ -701,6 +761,7 @@ def _live_downward(ctx: CheckContext, spec: NeighbourSpec) -> None:
 
 
 @check("ATS-CAS-04")
+@_witnessed
 def downward_routing_relays_answer(ctx: CheckContext) -> None:
     """A query for a child's resource is forwarded to the child as ATS §8 describes, and the
     child's answer, success or error, is relayed unchanged."""
@@ -760,6 +821,7 @@ def _from_parent_headers(ctx: CheckContext, spec: NeighbourSpec) -> dict[str, st
 
 
 @check("ATS-CAS-05")
+@_witnessed
 def upward_routing_to_parent(ctx: CheckContext) -> None:
     """A code outside the subtree is forwarded to the parent, and its answer relayed; the same
     query received from the parent answers 404 without going back up."""
@@ -858,6 +920,7 @@ def _live_forwarded(ctx: CheckContext) -> tuple[str, list[str]]:
 
 
 @check("ATS-CAS-06")
+@_witnessed
 def hop_limit_enforced(ctx: CheckContext) -> None:
     """X-Hop-Limit 1 answers 508 without forwarding; forwarded limits are one below the incoming
     value, never below 1; values outside 1..8 or not integers answer 400."""
@@ -909,6 +972,7 @@ def hop_limit_enforced(ctx: CheckContext) -> None:
 
 
 @check("ATS-CAS-07")
+@_witnessed
 def routing_loop_detected(ctx: CheckContext) -> None:
     """A query needing forwarding whose X-Route already holds the node answers 508 without
     forwarding."""
@@ -966,6 +1030,7 @@ def _child_sends_back(ctx: CheckContext, spec: NeighbourSpec) -> None:
 
 
 @check("ATS-CAS-08")
+@_witnessed
 def failing_next_hop_answered(ctx: CheckContext) -> None:
     """A refusing, 401, failing or non-ATS next hop gives 502, a silent one 504, within 12 s,
     and the node stays healthy."""
@@ -1014,6 +1079,7 @@ def failing_next_hop_answered(ctx: CheckContext) -> None:
 
 
 @check("ATS-CAS-09")
+@_witnessed
 def forwarded_request_signed_by_node(ctx: CheckContext) -> None:
     """A forwarded request carries the forwarding node's own signature, never the caller's."""
     if _live(ctx):
@@ -1185,6 +1251,7 @@ def _judge_propagation(ctx: CheckContext) -> None:
 
 
 @check("ATS-CAS-10")
+@_witnessed
 def child_change_propagated(ctx: CheckContext) -> None:
     """A change pushed by the child is visible at once in scope=subtree and reaches the parent —
     additions, updates and removals — within 60 s."""

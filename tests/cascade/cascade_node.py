@@ -192,14 +192,10 @@ def push_child_catalog(client: NodeClient) -> None:
 
 
 @contextmanager
-def emulated_candidate(folder: Path, faults: Sequence[str] = ()) -> Iterator[Candidate]:
-    """The reference node with these faults, its emulated neighbours listening."""
-    node_path, target_path = _files(folder)
+def _running(node_path: Path, target_path: Path, faults: Sequence[str]) -> Iterator[NodeClient]:
+    """The node of ``node_path`` started with these faults, the target file pointed at it, a
+    client of it, and the child's first push made."""
     with ExitStack() as stack:
-        target = load_target(target_path)
-        assert target.neighbours is not None
-        neighbours = start_neighbours(target.neighbours)
-        stack.callback(neighbours.stop)
         running = start_node(node_path, faults)
         stack.callback(running.stop)
         document: dict[str, Any] = yaml.safe_load(target_path.read_text("utf-8"))
@@ -208,7 +204,29 @@ def emulated_candidate(folder: Path, faults: Sequence[str] = ()) -> Iterator[Can
         client = NodeClient(load_target(target_path))
         stack.callback(client.close)
         push_child_catalog(client)
+        yield client
+
+
+@contextmanager
+def emulated_candidate(folder: Path, faults: Sequence[str] = ()) -> Iterator[Candidate]:
+    """The reference node with these faults, its emulated neighbours listening."""
+    node_path, target_path = _files(folder)
+    with ExitStack() as stack:
+        target = load_target(target_path)
+        assert target.neighbours is not None
+        neighbours = start_neighbours(target.neighbours)
+        stack.callback(neighbours.stop)
+        client = stack.enter_context(_running(node_path, target_path, faults))
         yield Candidate(client, neighbours)
+
+
+@contextmanager
+def candidate_target(folder: Path, faults: Sequence[str] = ()) -> Iterator[Path]:
+    """The reference node with these faults, running, and the target file that certifies it;
+    the emulated neighbours are left to the run (``conformance run`` starts them)."""
+    node_path, target_path = _files(folder)
+    with _running(node_path, target_path, faults):
+        yield target_path
 
 
 @contextmanager
