@@ -1,10 +1,12 @@
 """Comparison of two runs: what a vendor fixed, what broke, and whether the run verdict moved.
 
 Clauses whose verdict changed are listed new failures first (a clause FAIL or ERROR that was
-PASS, SKIP or absent), then fixed clauses (FAIL or ERROR that now PASS), then every other
-change; within each list MUST before SHOULD before MAY, in the new run's clause order. Clauses
-present in one run only are listed as added or removed. The comparison's exit status is 1 when
-a MUST clause newly fails, else 0.
+PASS, SKIP or absent), then clauses no longer assessed (assessed before, now SKIP or absent: a
+gate that lets a clause drop out of the run would let its failure through), then fixed clauses
+(FAIL or ERROR that now PASS), then every other change; within each list MUST before SHOULD
+before MAY, in the new run's clause order. Clauses present in one run only are listed as added
+or removed too. The comparison's exit status is 1 when a MUST clause newly fails or is no longer
+assessed, else 0.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class ChangeKind(StrEnum):
     """How a clause's verdict moved between two runs."""
 
     NEW_FAILURE = "new_failure"
+    NO_LONGER_ASSESSED = "no_longer_assessed"
     FIXED = "fixed"
     OTHER = "other"
 
@@ -63,19 +66,22 @@ class RunDiff:
     old_verdict: str
     new_verdict: str
     new_failures: Sequence[ClauseChange]
+    no_longer_assessed: Sequence[ClauseChange]
     fixed: Sequence[ClauseChange]
     other: Sequence[ClauseChange]
     added: Sequence[ClauseChange]
     removed: Sequence[ClauseChange]
+    old_node: str = ""
+    new_node: str = ""
 
     @property
     def must_regression(self) -> bool:
-        """A MUST clause newly fails."""
-        return any(c.level == "MUST" for c in self.new_failures)
+        """A MUST clause newly fails or is no longer assessed."""
+        return any(c.level == "MUST" for c in (*self.new_failures, *self.no_longer_assessed))
 
     @property
     def exit_status(self) -> int:
-        """1 when a MUST clause newly fails, else 0."""
+        """1 when a MUST clause newly fails or is no longer assessed, else 0."""
         return 1 if self.must_regression else 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,11 +92,13 @@ class RunDiff:
                 "new": self.new_verdict,
                 "changed": self.old_verdict != self.new_verdict,
             },
+            "node": {"old": self.old_node, "new": self.new_node},
             "must_regression": self.must_regression,
             **{
                 name: [c.to_dict() for c in changes]
                 for name, changes in (
                     ("new_failures", self.new_failures),
+                    ("no_longer_assessed", self.no_longer_assessed),
                     ("fixed", self.fixed),
                     ("other", self.other),
                     ("added", self.added),
@@ -103,6 +111,8 @@ class RunDiff:
 def _kind(old: Verdict | None, new: Verdict | None) -> ChangeKind:
     if new in _FAILING and old not in _FAILING:
         return ChangeKind.NEW_FAILURE
+    if old not in (None, Verdict.SKIP) and new in (None, Verdict.SKIP):
+        return ChangeKind.NO_LONGER_ASSESSED
     if old in _FAILING and new is Verdict.PASS:
         return ChangeKind.FIXED
     return ChangeKind.OTHER
@@ -139,7 +149,7 @@ def compare(old: RunReport, new: RunReport) -> RunDiff:
             added.append(change)
         if now is None:
             removed.append(change)
-        elif old_v != new_v and (was is not None or new_v in _FAILING):
+        if old_v != new_v and (was is not None or new_v in _FAILING):
             lists[_kind(old_v, new_v)].append(change)
 
     def ranked(changes: list[ClauseChange]) -> tuple[ClauseChange, ...]:
@@ -149,10 +159,13 @@ def compare(old: RunReport, new: RunReport) -> RunDiff:
         old_verdict=old.verdict.value,
         new_verdict=new.verdict.value,
         new_failures=ranked(lists[ChangeKind.NEW_FAILURE]),
+        no_longer_assessed=ranked(lists[ChangeKind.NO_LONGER_ASSESSED]),
         fixed=ranked(lists[ChangeKind.FIXED]),
         other=ranked(lists[ChangeKind.OTHER]),
         added=tuple(added),
         removed=tuple(removed),
+        old_node=str(old.target.get("node_id", "")),
+        new_node=str(new.target.get("node_id", "")),
     )
 
 
@@ -174,8 +187,11 @@ def render_diff(diff: RunDiff, old_name: str = "old", new_name: str = "new") -> 
         "",
         f"run verdict: {diff.old_verdict} → {diff.new_verdict} ({moved})",
     ]
+    if diff.old_node != diff.new_node:
+        lines.append(f"note: the runs assess different nodes: {diff.old_node} → {diff.new_node}")
     for heading, changes in (
         ("New failures", diff.new_failures),
+        ("No longer assessed", diff.no_longer_assessed),
         ("Fixed", diff.fixed),
         ("Other changes", diff.other),
         ("Added clauses", diff.added),
@@ -188,7 +204,9 @@ def render_diff(diff: RunDiff, old_name: str = "old", new_name: str = "new") -> 
         lines += ["", "no clause changed its verdict"]
     lines += [
         "",
-        "a MUST clause newly fails" if diff.must_regression else "no MUST clause newly fails",
+        "a MUST clause newly fails or is no longer assessed"
+        if diff.must_regression
+        else "no MUST clause newly fails or dropped out of the run",
     ]
     return "\n".join(lines)
 

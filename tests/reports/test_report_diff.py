@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,38 @@ def test_new_failures_come_first_must_before_should() -> None:
     diff = compare(old, new)
     assert [c.id for c in diff.new_failures] == [must_b, should]
     assert [c.id for c in diff.fixed] == [must_c]
-    assert [(c.id, c.old, c.new) for c in diff.other] == [(must_a, Verdict.PASS, Verdict.SKIP)]
+    assert [(c.id, c.old, c.new) for c in diff.no_longer_assessed] == [
+        (must_a, Verdict.PASS, Verdict.SKIP)
+    ]
+    assert diff.other == ()
     assert diff.must_regression
     assert diff.exit_status == 1
     text = render_diff(diff)
-    assert text.index("New failures") < text.index("Fixed") < text.index("Other changes")
-    assert text.index(must_b) < text.index(should) < text.index(must_c)
+    assert text.index("New failures") < text.index("No longer assessed") < text.index("Fixed")
+    assert text.index(must_b) < text.index(should) < text.index(must_a) < text.index(must_c)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(Verdict.PASS, Verdict.SKIP), (Verdict.FAIL, Verdict.SKIP), (Verdict.PASS, None)],
+    ids=["passing, now skipped", "failing, now skipped", "passing, now absent"],
+)
+def test_a_must_clause_dropping_out_of_the_run_blocks_like_a_new_failure(
+    old: Verdict, new: Verdict | None
+) -> None:
+    (must,) = _ids("MUST", 1)
+    after = make_report(drop=[must]) if new is None else make_report(verdicts={must: new})
+    diff = compare(make_report(verdicts={must: old}), after)
+    assert [c.id for c in diff.no_longer_assessed] == [must]
+    assert diff.exit_status == 1
+    assert "a MUST clause newly fails or is no longer assessed" in render_diff(diff)
+
+
+def test_a_should_clause_dropping_out_does_not_block() -> None:
+    (should,) = _ids("SHOULD", 1)
+    diff = compare(make_report(), make_report(verdicts={should: Verdict.SKIP}))
+    assert [c.id for c in diff.no_longer_assessed] == [should]
+    assert diff.exit_status == 0
 
 
 def test_a_should_regression_alone_exits_0() -> None:
@@ -60,8 +87,9 @@ def test_added_and_removed_clauses_are_listed() -> None:
     diff = compare(old, new)
     assert [c.id for c in diff.added] == [first]
     assert [c.id for c in diff.removed] == [second]
-    # A MUST clause failing where it was absent is a new failure.
+    # A MUST clause failing where it was absent is a new failure; a passing one gone is lost.
     assert [c.id for c in diff.new_failures] == [first]
+    assert [c.id for c in diff.no_longer_assessed] == [second]
     assert diff.exit_status == 1
 
 
@@ -84,6 +112,14 @@ def test_the_command_prints_text_and_exits_1_on_a_must_regression(
     assert main(["report", "diff", str(old), str(new)]) == 1
     assert f"- {must} MUST PASS → FAIL" in capsys.readouterr().out
     assert main(["report", "diff", str(new), str(old)]) == 0
+
+
+def test_runs_of_different_nodes_are_pointed_out() -> None:
+    old = make_report()
+    new = make_report()
+    moved = replace(new, target={**new.target, "node_id": "330100"})
+    assert "the runs assess different nodes: 330000 → 330100" in render_diff(compare(old, moved))
+    assert "different nodes" not in render_diff(compare(old, new))
 
 
 def test_the_command_speaks_json_for_machines(
