@@ -27,11 +27,13 @@ __all__ = [
     "PAGE_SIZE",
     "CatalogWalk",
     "EntryRules",
+    "cached_entry",
     "china_date",
     "entry_path",
     "fetch_entry",
     "node_date",
     "parse_offset",
+    "remember_entry",
     "shape_problems",
     "vocabulary_names",
     "without_null_options",
@@ -45,6 +47,7 @@ RECORDED_PAGES = 2
 # The tester's bound on one walk (500 000 entries in pages of 100), not a requirement on the
 # node: a node whose `total` or pages never end cannot keep a check running without end.
 MAX_PAGES = 5000
+_ENTRY_KEY = "catalog-entry-{code}"
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _CHINA = timezone(timedelta(hours=8))
@@ -98,7 +101,21 @@ def fetch_entry(ctx: CheckContext, code: str, app: str = "consumer") -> dict[str
         expect_status(ex, 200, what=f"the catalog lookup of {code}")
         return expect_json_object(ex, what=f"the catalog lookup of {code}")
 
-    return ctx.run.cached(f"catalog-entry-{code}", read)
+    return ctx.run.cached(_ENTRY_KEY.format(code=code), read)
+
+
+def cached_entry(ctx: CheckContext, code: str) -> dict[str, Any] | None:
+    """The catalog entry of ``code`` when the run has already read it, without a request."""
+    entry = ctx.run.recall(_ENTRY_KEY.format(code=code))
+    return entry if isinstance(entry, dict) else None
+
+
+def remember_entry(ctx: CheckContext, entry: dict[str, Any]) -> None:
+    """A walked entry a check goes on to query is kept as ``fetch_entry`` would keep it, so
+    that its answers' evidence is masked per its declared sensitive items (ATS §7)."""
+    code = entry.get("resource_code")
+    if isinstance(code, str):
+        ctx.run.values.setdefault(_ENTRY_KEY.format(code=code), entry)
 
 
 class CatalogWalk:

@@ -3,39 +3,58 @@
 Every subscription the suite creates is listed in the run state (``RunState.subscriptions``) and
 noted in the clause's evidence; ``Subscriptions`` revokes what a check created when it ends —
 ATS-1.0 has no deletion, so revocation is the clean-up it allows.
+
+Real values of sensitive items never reach the report: every share query goes through
+``query``, which masks them per ATS §7 in the evidence of its exchange (the answer of an unmasked
+grant, a filter on a real value, an error that echoes one) and says so in a note. Against a real
+node those values are real citizens'. ``query`` also keeps, bounded, what ATS-PRIV-04 scans later:
+the filters the run sent, with their request ids and error answers.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any
 
-from conformance import schemas
+from conformance import codes, schemas
 from conformance.checks import CheckContext, Finding, Inconclusive
+from conformance.checks._catalog_walk import cached_entry, fetch_entry
 from conformance.checks._expect import expect_json_object, expect_status, request_text
 from conformance.checks._payloads import corpus
-from conformance.client import Exchange
+from conformance.client import EVIDENCE_BODY, Exchange
 from conformance.profile import load_vocabulary
 
 __all__ = [
     "SUBSCRIPTIONS",
     "RecordSet",
+    "SentFilter",
     "Subscriptions",
     "approved_subscriptions",
+    "distinctive",
     "entitled",
     "fetch_records",
+    "generation_examples",
     "generation_seed",
     "items_of",
+    "known_real_values",
+    "mask_evidence",
     "query",
     "query_answer",
+    "real_records",
     "same_json",
+    "sensitive_items",
+    "sent_filters",
     "share_path",
     "value_problem",
 ]
@@ -49,6 +68,17 @@ _TIMESTAMP = re.compile(
     re.ASCII,
 )
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", re.ASCII)
+# Real values of sensitive items the run has seen (real → masked), at most this many: the first
+# page of an unmasked grant holds 100 records of a few sensitive items each.
+MAX_REAL_VALUES = 5000
+# Filtered share queries kept for ATS-PRIV-04 (the latest), each with at most a 4 KiB error body.
+MAX_SENT_FILTERS = 500
+# A value shorter than this, in ASCII, is not looked for in other bodies: short codes and numbers
+# occur there by chance (a 6-digit division code in a time's microseconds).
+_DISTINCTIVE_ASCII = 8
+_REAL_VALUES = "real-sensitive-values"
+_SENT_FILTERS = "sent-filters"
+_REAL_RECORDS = "real-records-{code}"
 
 
 def share_path(code: str) -> str:
@@ -64,8 +94,176 @@ def query(
     app: str = "consumer",
     headers: Mapping[str, str] | None = None,
 ) -> Exchange:
-    """One share query on ``code`` signed by ``app``."""
-    return ctx.client.post(share_path(code), app=app, json=dict(body or {}), headers=headers)
+    """One share query on ``code`` signed by ``app``, with a request id of the suite.
+
+    Its evidence shows the values of sensitive items masked (ATS §7), and a filtered query is
+    kept for ATS-PRIV-04.
+    """
+    sent = dict(headers or {})
+    if not any(k.lower() == "x-request-id" for k in sent):
+        sent["X-Request-Id"] = f"ats-share-{secrets.token_hex(8)}"
+    request_id = next(v for k, v in sent.items() if k.lower() == "x-request-id")
+    started = time.monotonic()
+    ex = ctx.client.post(share_path(code), app=app, json=dict(body or {}), headers=sent)
+    recorded = ctx.evidence.entries[-1:]
+    _mask_answer(ctx, code, ex, recorded)
+    _mask_known(ctx, recorded)
+    _keep_filter(ctx, code, (body or {}).get("filter"), request_id, started, ex)
+    return ex
+
+
+def sensitive_items(entry: Mapping[str, Any]) -> dict[str, str]:
+    """The declared sensitive items of a catalog entry and their mask rules (ATS §4, §7)."""
+    return {
+        name: str(item["mask"])
+        for name, item in items_of(entry).items()
+        if item.get("sensitive") is True and item.get("mask") in codes.MASK_RULES
+    }
+
+
+def _real_values(ctx: CheckContext) -> dict[str, str]:
+    return ctx.run.cached(_REAL_VALUES, dict)  # type: ignore[no-any-return]
+
+
+def known_real_values(ctx: CheckContext) -> list[str]:
+    """The real values of sensitive items the run has seen, distinctive ones, longest first."""
+    return sorted((v for v in _real_values(ctx) if distinctive(v)), key=len, reverse=True)
+
+
+def distinctive(value: str) -> bool:
+    """``value`` is long enough, or non-ASCII, that finding it in another body is no chance."""
+    if value.isascii():
+        return len(value) >= _DISTINCTIVE_ASCII and not _is_date(value[:10])
+    return len(value) >= 2
+
+
+def _mask_answer(
+    ctx: CheckContext, code: str, ex: Exchange, recorded: list[dict[str, Any]]
+) -> None:
+    """The recorded answer of ``ex`` shows its sensitive items' values masked; the real ones
+    are kept for masking later evidence and for ATS-PRIV-04."""
+    entry = cached_entry(ctx, code)
+    sensitive = sensitive_items(entry) if entry is not None else {}
+    if not recorded or not sensitive or ex.status != 200:
+        return
+    try:
+        answer = json.loads(ex.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return
+    records = answer.get("items") if isinstance(answer, dict) else None
+    if not isinstance(records, list):
+        return
+    real = _real_values(ctx)
+    masked = 0
+    for record in records:
+        for name, rule in sensitive.items():
+            value = record.get(name) if isinstance(record, dict) else None
+            shown = codes.mask(value, rule) if isinstance(value, str) else value
+            if isinstance(value, str) and shown != value:
+                if len(real) < MAX_REAL_VALUES:
+                    real[value] = str(shown)
+                record[name] = shown
+                masked += 1
+    if masked:
+        text = json.dumps(answer, ensure_ascii=False).encode("utf-8")[:EVIDENCE_BODY]
+        recorded[0]["body"] = text.decode("utf-8", "ignore")
+        ctx.note(
+            f"the tester masked {masked} unmasked values of sensitive items in the answer above "
+            "per ATS §7 before recording it: they are personal data"
+        )
+
+
+def _mask_known(ctx: CheckContext, entries: Iterable[dict[str, Any]]) -> None:
+    """Real values the run knows are replaced by their masks in the recorded exchanges."""
+    real = _real_values(ctx)
+    if not real:
+        return
+    for entry in entries:
+        replaced = 0
+        for member in ("target", "request_body", "body", "summary"):
+            text = entry.get(member)
+            if not isinstance(text, str):
+                continue
+            for value, shown in real.items():
+                if value in text:
+                    text = text.replace(value, shown)
+                    replaced += 1
+            entry[member] = text
+        if replaced and not entry.get("masked_by_tester"):
+            entry["masked_by_tester"] = True
+            ctx.note(
+                "the tester masked real values of sensitive items in the exchange "
+                f"{entry.get('method')} {entry.get('target')} per ATS §7 before recording it"
+            )
+
+
+def mask_evidence(ctx: CheckContext) -> None:
+    """Every exchange of the clause's evidence shows the real values the run knows masked
+    (for exchanges made outside ``query``, such as audit reads)."""
+    _mask_known(ctx, [e for e in ctx.evidence.entries if "method" in e])
+
+
+@dataclass(frozen=True)
+class SentFilter:
+    """A filtered share query the suite sent: its request id, the distinctive filter values,
+    its status and, for an error, the answer's body (cut at 4 KiB)."""
+
+    request_id: str
+    code: str
+    values: tuple[str, ...]
+    status: int | None
+    error_body: str
+    sent_at: float
+
+
+def _filter_values(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for member in value.values():
+            yield from _filter_values(member)
+    elif isinstance(value, list | tuple):
+        for member in value:
+            yield from _filter_values(member)
+    elif isinstance(value, str):
+        yield value
+    elif _is_number(value):
+        yield json.dumps(value)
+
+
+def _keep_filter(
+    ctx: CheckContext, code: str, filters: Any, request_id: str, started: float, ex: Exchange
+) -> None:
+    values = tuple(sorted({v for v in _filter_values(filters) if distinctive(v) and v not in code}))
+    if not values:
+        return
+    kept: deque[SentFilter] = ctx.run.cached(_SENT_FILTERS, lambda: deque(maxlen=MAX_SENT_FILTERS))
+    failed = ex.status is not None and ex.status >= 400
+    error_body = ex.body[:EVIDENCE_BODY].decode("utf-8", "replace") if failed else ""
+    kept.append(SentFilter(request_id, code, values, ex.status, error_body, started))
+
+
+def sent_filters(ctx: CheckContext) -> list[SentFilter]:
+    """The filtered share queries of the run so far (the latest ``MAX_SENT_FILTERS``)."""
+    return list(ctx.run.recall(_SENT_FILTERS, ()))
+
+
+def real_records(ctx: CheckContext, code: str) -> RecordSet:
+    """The first page of ``code`` under an approved unmasked subscription of consumer_b
+    (approved by the admin, revoked once read), once per run; ``masked`` is what it still masks.
+
+    The evidence shows these values masked (``query``); the run keeps them to mask later
+    evidence and for ATS-PRIV-04's scan.
+    """
+
+    def read() -> RecordSet:
+        fetch_entry(ctx, code)
+        with Subscriptions(ctx) as subs:
+            subs.approved("consumer_b", code, unmasked=True, what="an unmasked subscription")
+            ex = query(ctx, code, {"page": 1, "size": RECORD_PAGE}, app="consumer_b")
+            answer = query_answer(ex, f"a query of {code} under an unmasked grant")
+        records = [r for r in answer["items"] if isinstance(r, dict)]
+        return RecordSet(records, answer["total"], list(answer["masked"]))
+
+    return ctx.run.cached(_REAL_RECORDS.format(code=code), read)  # type: ignore[no-any-return]
 
 
 def query_answer(ex: Exchange, what: str) -> dict[str, Any]:
@@ -343,14 +541,24 @@ def entitled(ctx: CheckContext, app: str, entry: Mapping[str, Any]) -> Iterator[
 
 
 def generation_seed(ctx: CheckContext) -> int:
-    """The seed of generated cases: the clause's ``seed`` parameter, else one per run.
+    """The seed of generated cases: the clause's ``seed`` parameter, else one per run (null).
 
-    The evidence records it, so a run is reproduced by setting ``seed`` in the profile.
+    The evidence records it, so a run is reproduced by setting ``seed`` in the profile's
+    overrides of the clause.
     """
     given = ctx.params.get("seed")
     value = int(given) if given is not None else ctx.run.cached("hypothesis-seed", _fresh_seed)
-    ctx.note(f"generated cases use seed {value}")
+    origin = "the profile's seed" if given is not None else "a seed drawn for this run"
+    ctx.note(
+        f"generated cases use {origin} {value}; set params.seed: {value} for "
+        f"{ctx.clause.id} under the profile's overrides to reproduce them"
+    )
     return int(value)
+
+
+def generation_examples(ctx: CheckContext) -> int:
+    """The number of generated cases: the clause's ``max_examples`` parameter."""
+    return int(ctx.params["max_examples"])
 
 
 def _fresh_seed() -> int:

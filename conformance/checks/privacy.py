@@ -10,27 +10,31 @@ UNCONDITIONAL subscription restores it.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from conformance import codes
 from conformance.checks import CheckContext, Finding, check
 from conformance.checks._catalog_walk import CatalogWalk, fetch_entry
-from conformance.checks._expect import expect_json_object, expect_status, request_text
+from conformance.checks._expect import request_text
 from conformance.checks._records import (
-    Subscriptions,
+    SentFilter,
     items_of,
+    known_real_values,
+    mask_evidence,
     query,
     query_answer,
+    real_records,
+    sensitive_items,
+    sent_filters,
 )
-from conformance.client import Exchange
+from conformance.checks.audit import await_audit_events
 
 _PAGE = {"page": 1, "size": 100}
-_AUDIT = "/api/v1/audit/events"
 # ATS-AUD-01: an event is recorded within 5 s.
 _AUDIT_WAIT_S = 5.0
-_AUDIT_POLL_S = 0.5
+# Requests whose audit events ATS-PRIV-04 reads: its own probes and a sample of the run's.
+_AUDIT_REQUESTS = 24
 
 
 @check("ATS-PRIV-01")
@@ -62,32 +66,16 @@ def personal_items_marked_sensitive(ctx: CheckContext) -> None:
         raise Finding(found[0] + (f" (and {len(found) - 1} more)" if len(found) > 1 else ""))
 
 
-def _sensitive_items(entry: Mapping[str, Any]) -> dict[str, str]:
-    """The declared sensitive items of an entry and their mask rules."""
-    return {
-        name: str(item["mask"])
-        for name, item in items_of(entry).items()
-        if item.get("sensitive") is True and item.get("mask") in codes.MASK_RULES
-    }
-
-
 def _real_records(ctx: CheckContext) -> list[dict[str, Any]]:
     """The first page of the population resource as an unmasked grant shows it (once a run)."""
-
-    def read() -> list[dict[str, Any]]:
-        code = ctx.target.resources["population"]
-        with Subscriptions(ctx) as subs:
-            subs.approved("consumer_b", code, unmasked=True, what="an unmasked subscription")
-            ex = query(ctx, code, _PAGE, app="consumer_b")
-            answer = query_answer(ex, f"a query of {code} under an unmasked grant")
-        if answer["masked"]:
-            raise Finding(
-                f"a query of {code} under an approved unmasked subscription masks "
-                f"{answer['masked']}; expected masked [] ({request_text(ex)})"
-            )
-        return [r for r in answer["items"] if isinstance(r, dict)]
-
-    return ctx.run.cached("population-real-records", read)
+    code = ctx.target.resources["population"]
+    real = real_records(ctx, code)
+    if real.masked:
+        raise Finding(
+            f"a query of {code} under an approved unmasked subscription of consumer_b masks "
+            f"{real.masked}; expected masked [] (ATS-PRIV-02)"
+        )
+    return real.records
 
 
 def _strings(value: Any) -> Iterable[str]:
@@ -127,7 +115,7 @@ def sensitive_values_masked(ctx: CheckContext) -> None:
     """Sensitive values are masked exactly per their rule and listed in ``masked``, unless the
     caller's approved subscription is unmasked."""
     code = ctx.target.resources["population"]
-    sensitive = _sensitive_items(fetch_entry(ctx, code))
+    sensitive = sensitive_items(fetch_entry(ctx, code))
     if not sensitive:
         ctx.error(f"the population resource {code} declares no sensitive items")
     real = _real_records(ctx)
@@ -163,7 +151,7 @@ def filter_on_sensitive_item_masks_answer(ctx: CheckContext) -> None:
     """A filter on a sensitive item works with the real value, and the answer still masks it."""
     code = ctx.target.resources["population"]
     items = items_of(fetch_entry(ctx, code))
-    sensitive = _sensitive_items(fetch_entry(ctx, code))
+    sensitive = sensitive_items(fetch_entry(ctx, code))
     real = _real_records(ctx)
     probes = 0
     for name, rule in sorted(sensitive.items()):
@@ -211,16 +199,18 @@ def _request_id() -> str:
     return f"ats-priv-{secrets.token_hex(12)}"
 
 
-def _audit_events(ctx: CheckContext, request_id: str) -> list[Exchange]:
-    """The audit answers for ``request_id``, waiting up to the ATS-AUD-01 bound for events."""
-    deadline = time.monotonic() + _AUDIT_WAIT_S
-    while True:
-        ex = ctx.client.get(_AUDIT, app="admin", params=[("request_id", request_id)])
-        expect_status(ex, 200, what="the audit trail read by the provider-admin")
-        items = expect_json_object(ex, what="the audit trail").get("items")
-        if (isinstance(items, list) and items) or time.monotonic() > deadline:
-            return [ex]
-        time.sleep(_AUDIT_POLL_S)
+def _audit_sample(sent: list[SentFilter], own: set[str], known: set[str]) -> list[SentFilter]:
+    """The filtered queries whose audit events are read: this check's own, then those that
+    carried a real sensitive value, then the latest others, at most ``_AUDIT_REQUESTS``."""
+    latest = list(reversed(sent))
+    ranked = sorted(
+        latest, key=lambda s: (s.request_id not in own, not known.intersection(s.values))
+    )
+    return ranked[:_AUDIT_REQUESTS]
+
+
+def _in_text(text: str, values: Iterable[str]) -> str | None:
+    return next((v for v in values if v in text), None)
 
 
 @check("ATS-PRIV-04")
@@ -230,9 +220,8 @@ def filter_values_not_echoed(ctx: CheckContext) -> None:
     population = ctx.target.resources["population"]
     entry = fetch_entry(ctx, population)
     items = items_of(entry)
-    sensitive = _sensitive_items(entry)
+    sensitive = sensitive_items(entry)
     real = _real_records(ctx)
-    known = _known_values(real, sensitive)
     marker = f"atsleak{secrets.token_hex(6)}"
     digits = int("7" + "".join(str(secrets.randbelow(10)) for _ in range(12)))
     string_item = next(
@@ -240,40 +229,45 @@ def filter_values_not_echoed(ctx: CheckContext) -> None:
     )
     id_item = next((n for n, r in sorted(sensitive.items()) if r == "ID_NUMBER"), None)
     real_id = next((r[id_item] for r in real if id_item and isinstance(r.get(id_item), str)), None)
-    probes: list[tuple[str, dict[str, Any], list[str]]] = [
-        ("an undeclared filter item", {"ats_undeclared_item": marker}, [marker]),
-    ]
+    probes: list[dict[str, Any]] = [{"ats_undeclared_item": marker}]
     if string_item:
-        probes.append(
-            (f"a number for string item {string_item}", {string_item: digits}, [str(digits)])
-        )
+        probes.append({string_item: digits})
     if id_item and real_id:
-        probes.append((f"a list for {id_item}", {id_item: [real_id, marker]}, [real_id, marker]))
-    sent: list[tuple[str, list[str]]] = []
-    for label, filters, values in probes:
+        probes.append({id_item: [real_id, marker]})
+        probes.append({id_item: real_id})
+    own: set[str] = set()
+    for filters in probes:
         rid = _request_id()
-        ex = query(ctx, population, {"filter": filters}, headers={"X-Request-Id": rid})
-        # Whether the node refuses the filter is ATS-SHR-02/-03's; this clause judges echoes.
-        text = ex.body.decode("utf-8", "replace")
-        if leak := next((v for v in values if v in text), None):
-            shown = "a real id number" if leak == real_id else repr(leak)
+        own.add(rid)
+        # Whether the node refuses a filter is ATS-SHR-02/-03's; this clause judges echoes.
+        query(ctx, population, {"filter": filters}, headers={"X-Request-Id": rid})
+    known = known_real_values(ctx)
+    sent = sent_filters(ctx)
+    for item in sent:
+        if item.error_body and (leak := _in_text(item.error_body, [*item.values, *known])):
+            what = "a filter value" if leak in item.values else "a real sensitive value"
             raise Finding(
-                f"the error answer to a filter with {label} echoes the filter value {shown}; "
-                f"expected messages without filter values ({request_text(ex)})"
+                f"the {item.status} answer to a filtered query of {item.code} (request "
+                f"{item.request_id}) echoes {what}; expected error messages without filter "
+                "values"
             )
-        sent.append((rid, values))
-    if id_item and real_id:
-        rid = _request_id()
-        ex = query(ctx, population, {"filter": {id_item: real_id}}, headers={"X-Request-Id": rid})
-        expect_status(ex, 200, what=f"a filter on {id_item} with a real value")
-        sent.append((rid, [real_id]))
-    for rid, values in sent:
-        for ex in _audit_events(ctx, rid):
-            body = ex.json()
-            if leak := _leaked(body, [*values, *known]):
-                what = "a filter value" if leak in values else "an unmasked sensitive value"
-                raise Finding(
-                    f"the audit events of request {rid} hold {what}; expected neither filter "
-                    f"values nor unmasked sensitive values ({request_text(ex)})"
-                )
-    ctx.note(f"{len(sent)} requests and their audit events checked for {len(known)} values")
+    chosen = _audit_sample(sent, own, set(known))
+    found = await_audit_events(
+        ctx, {s.request_id: s.sent_at for s in chosen}, within_s=_AUDIT_WAIT_S
+    )
+    mask_evidence(ctx)
+    values = {s.request_id: s.values for s in chosen}
+    # The events just found are on the run state too, with those the AUD checks read.
+    events = [(str(e.get("request_id")), e) for e in ctx.run.audit_events]
+    for rid, event in events:
+        if leak := _leaked(event, [*values.get(rid, ()), *known]):
+            what = "a filter value" if leak in values.get(rid, ()) else "an unmasked value"
+            raise Finding(
+                f"the audit event of request {rid} holds {what}; expected neither filter values "
+                "nor unmasked sensitive values"
+            )
+    ctx.note(
+        f"{sum(1 for s in sent if s.error_body)} error answers of {len(sent)} filtered queries "
+        f"and {len(events)} audit events of {len(found)} requests checked for their filter "
+        f"values and {len(known)} real sensitive values"
+    )

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from conformance import codes
 from conformance.checks import CheckContext, Finding, Inconclusive, check
-from conformance.checks._catalog_walk import CatalogWalk, fetch_entry
+from conformance.checks._catalog_walk import CatalogWalk, fetch_entry, remember_entry
 from conformance.checks._expect import expect_status, request_text
 from conformance.checks._payloads import corpus
 from conformance.checks._records import (
@@ -57,6 +57,7 @@ def _shared_api_entries(ctx: CheckContext, limit: int) -> Iterator[dict[str, Any
             and entry.get("items")
         ):
             more += 1
+            remember_entry(ctx, entry)
             yield entry
             if more >= limit:
                 return
