@@ -198,6 +198,7 @@ def start_env(
     *,
     lab: bool = False,
     ca_bundle: Path | None = None,
+    rate_limit: int = 50,
 ) -> Env:
     """A provincial reference node (HTTPS with ``pki``, else plain HTTP) and its target."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -221,7 +222,7 @@ def start_env(
             "level": "provincial",
             "listen": f"127.0.0.1:{port}",
             "database": ":memory:",
-            "rate_limit_per_app": 50,
+            "rate_limit_per_app": rate_limit,
             "cascade_timeout_s": 2,
             "systems_integrated": 12,
             "parent": {"node_id": "100000", "url": f"http://127.0.0.1:{parent_port}", **candidate},

@@ -152,3 +152,28 @@ def test_fault_fails_its_clause_and_nothing_else(
     assert {c: v for c, (v, _) in verdicts.items() if v != "PASS"} == dict.fromkeys(
         broken, "FAIL"
     ), verdicts
+
+
+@pytest.fixture
+def limited_env(request: pytest.FixtureRequest, tmp_path: Path, pki: Pki) -> Iterator[Env]:
+    limit, faults = request.param
+    env = start_env(tmp_path, pki, faults, rate_limit=limit)
+    yield env
+    env.stop()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("limited_env", [(500, ())], ids=["500"], indirect=True)
+def test_rate_limit_above_200_is_assessed(limited_env: Env) -> None:
+    # ATS-SEC-03: a burst of 2 × 500 is sent (the former cap was 400) and draws 429.
+    verdict, reason, _ = limited_env.assess("ATS-SEC-03")
+    assert verdict == "PASS", reason
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("limited_env", [(1001, ())], ids=["1001"], indirect=True)
+def test_rate_limit_above_the_burst_cap_is_error(limited_env: Env) -> None:
+    verdict, reason, evidence = limited_env.assess("ATS-SEC-03")
+    assert verdict == "ERROR"
+    assert "exceeds what the tester can burst (2000 within 1 s)" in reason
+    assert len(evidence) == 1  # the node descriptor only: no burst was sent
