@@ -52,6 +52,8 @@ LOAD_MODES = ("off", "smoke", "full")
 _RESULT_PROPERTY = "ats_result"
 _SEVERITY = {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}
 _NOT_IMPLEMENTED = "check not implemented"
+# The end-of-run listing of created subscriptions reads at most this many back from the node.
+_CREATED_LISTED = 50
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -476,17 +478,42 @@ class AtsSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._own_neighbours and self._neighbours is not None:
             self._neighbours.stop()
+        # --collect-only assesses nothing: a report of it would overwrite a real one.
+        report = self.controller and not self.config.option.collectonly
+        created = {"subscriptions": self._created_subscriptions()} if report else {}
         if self._client is not None:
             self._client.close()
-        # --collect-only assesses nothing: a report of it would overwrite a real one.
-        if not self.controller or self.config.option.collectonly:
+        if not report:
             return
-        self.report = self.assemble()
+        self.report = self.assemble(created=created)
         self.paths = write_reports(self.report, self.report_dir)
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = max(exit_status(self.report), int(self.own_tests_failed > 0))
 
-    def assemble(self) -> RunReport:
+    def _created_subscriptions(self) -> list[dict[str, Any]]:
+        """The subscriptions the run created, as the node's admin reads them at the end: what
+        the suite leaves behind (ATS-1.0 has no deletion; revocation is its clean-up)."""
+        ids = list(dict.fromkeys(self.run.subscriptions))[:_CREATED_LISTED]
+        if not ids or "admin" not in self.plan.target.apps or self._client is None:
+            return [{"subscription_id": sid} for sid in ids]
+        client = self.client.for_clause(EvidenceLog(self.plan.target.secrets()))
+        listed: list[dict[str, Any]] = []
+        for sid in ids:
+            entry: dict[str, Any] = {"subscription_id": sid}
+            try:
+                ex = client.get(f"/api/v1/subscriptions/{sid}", app="admin")
+                body = ex.json() if ex.status == 200 else None
+            except Inconclusive as exc:
+                entry["unknown"] = exc.reason
+            else:
+                if isinstance(body, dict):
+                    entry.update({k: body.get(k) for k in ("resource_code", "app_id", "status")})
+                else:
+                    entry["unknown"] = f"the node answered {ex.summary()}"
+            listed.append(entry)
+        return listed
+
+    def assemble(self, created: Mapping[str, Any] | None = None) -> RunReport:
         """The run report: every clause of the plan with its result or its reason to skip."""
         clauses = []
         for planned in self.plan.clauses:
@@ -514,6 +541,8 @@ class AtsSession:
             load_mode=self.plan.load_mode,
             load=dict(self.run.load),
             standard=STANDARD,
+            profile_digest=self.plan.profile.digest(),
+            created=dict(created or {}),
         )
 
     def _print(self, line: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -90,6 +91,22 @@ class Profile:
             raise ProfileError(self.source, clause_id, problem)
         raise ProfileError(self.source, clause_id, _unknown("clause", clause_id, clause_ids()))
 
+    def digest(self) -> str:
+        """SHA-256 of the test plan this profile makes: every clause with its level, check and
+        parameters, and the reasons of those not applicable. Two runs with the same digest
+        applied the same plan, whatever the files looked like."""
+        plan = {
+            "name": self.name,
+            "node_level": self.node_level,
+            "clauses": [
+                [c.id, c.level, list(c.applies_to), c.check, _thawed(c.params)]
+                for c in self.clauses
+            ],
+            "not_applicable": dict(sorted(self.not_applicable.items())),
+        }
+        text = json.dumps(plan, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     def plan(self) -> tuple[tuple[Clause, str | None], ...]:
         """Every ATS clause in the standard's order, with None (it runs) or its SKIP reason."""
         selected = {clause.id: clause for clause in self.clauses}
@@ -101,6 +118,14 @@ class Profile:
 
 
 # --- loading ------------------------------------------------------------------------------
+
+
+def _thawed(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _thawed(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(item) for item in value]
+    return value
 
 
 def _freeze(value: Any) -> Any:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -540,3 +541,17 @@ def test_profiles_show_unknown_clause_exits_2(capsys: pytest.CaptureFixture[str]
 def test_profiles_list_unknown_profile_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profiles", "list", "--profile", "county"]) == 2
     assert "valid: department, provincial, municipal" in capsys.readouterr().err
+
+
+def test_the_profile_digest_follows_the_plan_not_the_file() -> None:
+    provincial = load_profile("provincial")
+    assert provincial.digest() == load_profile("provincial").digest()
+    assert provincial.digest() != load_profile("municipal").digest()
+    tuned = replace(
+        provincial,
+        clauses=tuple(
+            replace(c, params={**c.params, "rate_per_s": 51}) if c.id == "ATS-PERF-01" else c
+            for c in provincial.clauses
+        ),
+    )
+    assert tuned.digest() != provincial.digest()

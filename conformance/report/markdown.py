@@ -20,9 +20,15 @@ def render_summary(report: RunReport) -> str:
         report.headline(),
         "",
         f"- node: {target.get('node_id')} ({target.get('level')}) at {target.get('base_url')}",
-        f"- profile: {report.profile}; suite {report.suite_version}",
+        f"- profile: {report.profile} (sha256:{report.profile_digest[:16]}); "
+        f"suite {report.suite_version}",
         f"- load stage: {report.load_mode}",
         f"- run: {report.started_at} → {report.finished_at}",
+        *(
+            ["- lab run (plain HTTP): transport security was not assessed; never a certification"]
+            if report.lab
+            else []
+        ),
         "",
         "| chapter | PASS | FAIL | ERROR | SKIP |",
         "|---|---|---|---|---|",
@@ -40,6 +46,14 @@ def render_summary(report: RunReport) -> str:
         ]
         lines += [
             f"| {r.id} | {r.level} | {r.verdict.value} | {_cell(r.reason)} |" for r in failing
+        ]
+    created = report.created.get("subscriptions") or []
+    if created:
+        lines += ["", "## Subscriptions this run created", ""]
+        lines += [
+            f"- {s.get('subscription_id')}: {s.get('resource_code') or '?'} by "
+            f"{s.get('app_id') or '?'}, {s.get('status') or s.get('unknown') or 'status unknown'}"
+            for s in created
         ]
     missing = report.unimplemented_must()
     if missing:

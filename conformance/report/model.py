@@ -175,6 +175,9 @@ class RunReport:
     load_mode: str = "off"
     load: Mapping[str, Any] = field(default_factory=dict)
     standard: str = "ATS-1.0"
+    profile_digest: str = ""
+    # What the run left at the node: the subscriptions it created, with their final status.
+    created: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> RunVerdict:
@@ -241,6 +244,7 @@ class RunReport:
         return {
             "standard": self.standard,
             "profile": self.profile,
+            "profile_digest": self.profile_digest,
             "suite_version": self.suite_version,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -255,6 +259,7 @@ class RunReport:
             "summary": self.summary(),
             "clauses": [r.to_dict() for r in self.clauses],
             "load": dict(self.load),
+            "created": dict(self.created),
         }
 
     @classmethod
@@ -273,4 +278,6 @@ class RunReport:
             load_mode=data.get("load_mode", "off"),
             load=dict(data.get("load", {})),
             standard=data.get("standard", "ATS-1.0"),
+            profile_digest=data.get("profile_digest", ""),
+            created=dict(data.get("created", {})),
         )

@@ -25,7 +25,7 @@ def test_embedded_default_run(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     done = subprocess.run(
         [sys.executable, "-m", "conformance.cli", "run", "--report-dir", str(reports),
-         "--only", "NODE", "--only", "AUTH", "--load", "off"],
+         "--only", "NODE", "AUTH", "SUB", "--load", "off"],
         capture_output=True,
         text=True,
         timeout=100,
@@ -33,9 +33,17 @@ def test_embedded_default_run(tmp_path: Path) -> None:
     document = json.loads((reports / "report.json").read_text())
     assert document["target"]["node_id"] == "330000"
     assert document["lab"] is True
-    node = {c["id"]: c["verdict"] for c in document["clauses"] if c["chapter"] == "NODE"}
-    assert node["ATS-NODE-01"] == "PASS", done.stdout
-    assert done.returncode == (1 if document["verdict"] == "NOT_CERTIFIED" else 0)
+    chosen = [c for c in document["clauses"] if c["chapter"] in ("NODE", "AUTH", "SUB")]
+    assert {c["verdict"] for c in chosen} == {"PASS"}, done.stdout
+    # The clean reference node passes what was assessed: conformant, and a partial lab run.
+    assert document["verdict"] == "LAB_CONFORMANT"
+    assert done.returncode == 0
+    assert re.fullmatch(r"[0-9a-f]{64}", document["profile_digest"])
+    # Every subscription the SUB checks created is listed with the status the node reports.
+    created = document["created"]["subscriptions"]
+    assert created
+    assert {s["status"] for s in created} <= {"APPROVED", "REJECTED", "REVOKED", "PENDING"}
+    assert all(s["resource_code"] and s["app_id"] for s in created)
     assert "ATS-NODE-01  PASS" in done.stdout
     assert "secret" not in (reports / "report.json").read_text().lower()
     # The node process is gone: its address refuses connections.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,23 @@ def test_the_html_command_renders_a_report_json_again(
     assert out.read_text(encoding="utf-8") == (tmp_path / "report.html").read_text("utf-8")
     assert main(["report", "html", str(tmp_path / "summary.md")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_the_subscriptions_the_run_created_are_listed_with_their_final_status() -> None:
+    created = {
+        "subscriptions": [
+            {"subscription_id": "s-1", "resource_code": "105001/330003", "app_id": "consumer-a",
+             "status": "REVOKED"},
+            {"subscription_id": "s-2", "unknown": "node unreachable"},
+        ]
+    }  # fmt: skip
+    page = render_html(replace(make_report(), created=created))
+    section = page.split('<section id="created">')[1].split("</section>")[0]
+    for text in ("s-1", "105001/330003", "consumer-a", "REVOKED", "s-2", "node unreachable"):
+        assert text in section
+    assert '<section id="created">' not in render_html(make_report())
+
+
+def test_the_profile_digest_is_shown() -> None:
+    report = replace(make_report(), profile_digest="ab" * 32)
+    assert f"sha256:{'ab' * 8}" in render_html(report)
