@@ -35,6 +35,7 @@ from conformance.checks import (
     registry,
 )
 from conformance.client import EvidenceLog, NodeClient
+from conformance.load.runner import RemoteWorkers
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.profile import (
     Clause,
@@ -83,6 +84,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="locust worker processes for the load stage (default: the load profile's)",
     )  # fmt: skip
     group.addoption(
+        "--ats-load-remote", dest="ats_load_remote", metavar="M@HOST:PORT",
+        help="also wait for M load workers on other hosts, the master bound to HOST:PORT",
+    )  # fmt: skip
+    group.addoption(
         "--ats-lab", dest="ats_lab", action="store_true",
         help="lab run (plain HTTP, ATS §11): LAB_CONFORMANT at best",
     )  # fmt: skip
@@ -110,6 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
             load_mode=config.getoption("ats_load"),
             lab=config.getoption("ats_lab"),
             load_workers=config.getoption("ats_load_workers"),
+            load_remote=config.getoption("ats_load_remote"),
         )
     except (TargetError, ProfileError, PlanError) as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -174,6 +180,7 @@ class Plan:
     load_mode: str
     lab: bool
     load_workers: int | None = None
+    load_remote: RemoteWorkers | None = None
 
     @property
     def partial(self) -> bool:
@@ -200,6 +207,7 @@ def build_plan(
     load_mode: str,
     lab: bool,
     load_workers: int | None = None,
+    load_remote: str | None = None,
 ) -> Plan:
     """The plan of a run; raises ``TargetError``, ``ProfileError`` or ``PlanError`` (one line)."""
     target = load_target(target_path)
@@ -243,7 +251,13 @@ def build_plan(
         raise PlanError(
             f"--ats-load-workers: must be a whole number of at least 1, got {load_workers}"
         )
-    return Plan(target, chosen, tuple(planned), wanted, load_mode, target.lab, load_workers)
+    try:
+        remote = RemoteWorkers.parse(load_remote) if load_remote else None
+    except ValueError as exc:
+        raise PlanError(f"--ats-load-remote: {exc}") from None
+    return Plan(
+        target, chosen, tuple(planned), wanted, load_mode, target.lab, load_workers, remote
+    )
 
 
 def _with_lab(target: Target) -> Target:
@@ -407,6 +421,7 @@ class AtsSession:
                 neighbours=self.neighbours,
                 load_mode=self.plan.load_mode,
                 load_workers=self.plan.load_workers,
+                load_remote=self.plan.load_remote,
             )
             planned.check.function(ctx)
         except Finding as exc:
@@ -437,7 +452,7 @@ class AtsSession:
         result = ClauseResult.from_dict(json.loads(str(props[_RESULT_PROPERTY])))
         self.results[result.id] = result
         if self.config.getoption("ats_progress") and not self.config.getoption("ats_quiet"):
-            self._print(progress_line(result))
+            self._progress(result)
 
     def pytest_report_teststatus(
         self, report: pytest.TestReport, config: pytest.Config
@@ -469,7 +484,7 @@ class AtsSession:
         result = _result(planned.clause, Verdict.ERROR, reason, report.duration, None, None)
         self.results[clause_id] = result
         if self.config.getoption("ats_progress") and not self.config.getoption("ats_quiet"):
-            self._print(progress_line(result))
+            self._progress(result)
         return True
 
     # -- finishing ---------------------------------------------------------------------
@@ -544,6 +559,15 @@ class AtsSession:
             profile_digest=self.plan.profile.digest(),
             created=dict(created or {}),
         )
+
+    def _progress(self, result: ClauseResult) -> None:
+        """One line per clause: position in the run, elapsed time, then the clause's line."""
+        total = sum(1 for p in self.plan.clauses if p.runs)
+        failing = sum(r.verdict in (Verdict.FAIL, Verdict.ERROR) for r in self.results.values())
+        elapsed = time.monotonic() - self._started
+        done = f"{len(self.results):>{len(str(total))}}/{total}"
+        tally = f"[{done} {elapsed:4.0f}s {failing:>2} failed]"
+        self._print(f"{tally} {progress_line(result)}")
 
     def _print(self, line: str) -> None:
         self._out.write(line + "\n")
