@@ -7,6 +7,7 @@ answer is sent, so every status — 4xx, 429, 5xx included — is recorded (ATS-
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from conformance.reference.runtime import NodeRuntime
 
 ACTIONS = ("QUERY", "SUBSCRIBE", "DECIDE", "REVOKE", "CATALOG_PUSH", "SYNC", "AUTH_FAILURE")
+# Only under the audit-records-filter-values fault: the filters of audited queries.
+_DETAIL_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS audit_detail (event_id INTEGER PRIMARY KEY, detail TEXT NOT NULL);"
+)
 _COLUMNS = (
     "event_id, time, request_id, app_id, origin_node, origin_app, action, resource_code, "
     "outcome, status"
@@ -37,6 +42,8 @@ class AuditMark:
     origin_node: str | None
     origin_app: str | None
     resource_code: str | None = None
+    # Only under the audit-records-filter-values fault: the query's filter, as JSON.
+    detail: str | None = None
 
 
 def mark(
@@ -73,7 +80,7 @@ def record_event(node: NodeRuntime, request_id: str, audit: AuditMark, status: i
             return
     elif 400 <= status < 500 and node.faults.on("no-audit-on-denied"):
         return
-    node.store.insert(
+    event_id = node.store.insert(
         "INSERT INTO audit (time, request_id, app_id, origin_node, origin_app, action, "
         "resource_code, outcome, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -88,6 +95,11 @@ def record_event(node: NodeRuntime, request_id: str, audit: AuditMark, status: i
             status,
         ),
     )
+    if audit.detail is not None and node.faults.on("audit-records-filter-values"):
+        node.store.ensure_schema(_DETAIL_SCHEMA)
+        node.store.insert(
+            "INSERT INTO audit_detail (event_id, detail) VALUES (?, ?)", (event_id, audit.detail)
+        )
 
 
 def event_page(
@@ -117,7 +129,20 @@ def event_page(
         f"SELECT {_COLUMNS} FROM audit{clause} ORDER BY event_id LIMIT ? OFFSET ?",
         [*params, size, (page - 1) * size],
     )
-    return [dict(row) for row in rows], total
+    events = [dict(row) for row in rows]
+    if node.faults.on("audit-records-filter-values") and events:
+        node.store.ensure_schema(_DETAIL_SCHEMA)
+        marks = ", ".join("?" for _ in events)
+        details = node.store.query(
+            f"SELECT event_id, detail FROM audit_detail WHERE event_id IN ({marks})",
+            [e["event_id"] for e in events],
+        )
+        by_event = {row["event_id"]: json.loads(row["detail"]) for row in details}
+        for event in events:
+            if event["event_id"] in by_event:
+                # ATS-PRIV-04 forbids exactly this: the filter values in an audit event.
+                event["filter"] = by_event[event["event_id"]]
+    return events, total
 
 
 def since_key(moment: datetime) -> str:

@@ -202,6 +202,9 @@ FAULTS: dict[str, Fault] = {
     "leak-filter-value-in-error": Fault(
         "400 messages on filters echo the filter value", ("ATS-PRIV-04",)
     ),
+    "audit-records-filter-values": Fault(
+        "audit events of share queries carry the query's filter values", ("ATS-PRIV-04",)
+    ),
     # Chapter 8 — CAS (conformance/reference/cascade.py and routing.py)
     "seq-not-increasing": Fault(
         "pushes to the parent reuse the previous seq instead of one above it", ("ATS-CAS-01",)

@@ -9,6 +9,7 @@ undeclared or duplicate items → 400; items outside the subscription → 403.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -278,6 +279,8 @@ async def share_query(
     node = runtime_of(request)
     body: bytes = request.state.body
     query = parse_query(body, node.faults)
+    if node.faults.on("audit-records-filter-values") and query.filter:
+        amend(request, detail=json.dumps(query.filter, ensure_ascii=False))
     if codes.resource_code_problem(resource_code) is not None:
         if node.faults.on("forward-malformed-code"):
             raise AtsError(
