@@ -313,10 +313,18 @@ def test_catalogs_cover_every_enumeration_of_ats_4() -> None:
     assert any(e["updated_at"][:10] < e["published_at"] for e in entries)
 
 
-def test_every_node_holds_every_share_type() -> None:
-    for catalog in CATALOGS.values():
-        share_types = {e["share"]["type"] for e in catalog["entries"]}
-        assert share_types == _vocabulary("share_types")
+@pytest.mark.parametrize("level", LEVELS)
+def test_every_node_holds_every_share_type_format_kind_and_update_cycle(level: str) -> None:
+    # Issue 3: a catalog for each node covering every share type, format kind and update cycle,
+    # so that whichever node is certified, its catalog exercises all of ATS §4's enumerations.
+    entries = CATALOGS[level]["entries"]
+    seen = {
+        "share_types": {e["share"]["type"] for e in entries},
+        "format_kinds": {e["format"]["kind"] for e in entries},
+        "update_cycles": {e["update_cycle"] for e in entries},
+    }
+    for name, values in seen.items():
+        assert _vocabulary(name) - values == set(), f"{INDEX[level]} lacks {name}"
 
 
 # --- catalogs: records ------------------------------------------------------------------------
