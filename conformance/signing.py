@@ -91,8 +91,13 @@ def _available_backends() -> dict[str, _Sm3Backend]:
     return found
 
 
+def _preferred_backend(backends: dict[str, _Sm3Backend]) -> _Sm3Backend:
+    """The SM3 implementation to use: hashlib's where OpenSSL has SM3, else cryptography's."""
+    return backends.get("hashlib", backends["cryptography"])
+
+
 _BACKENDS = _available_backends()
-_sm3 = _BACKENDS.get("hashlib", _BACKENDS["cryptography"])
+_sm3 = _preferred_backend(_BACKENDS)
 
 
 def _select_backend(name: str) -> None:

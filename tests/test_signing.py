@@ -149,6 +149,28 @@ def test_the_hashlib_backend_is_preferred_where_openssl_has_sm3() -> None:
     assert sm3_backend() == ("hashlib" if "hashlib" in signing._BACKENDS else "cryptography")
 
 
+@pytest.mark.parametrize(("message", "expected"), SM3_VECTORS)
+def test_without_sm3_in_hashlib_the_cryptography_backend_is_chosen_and_meets_gbt_32905(
+    monkeypatch: pytest.MonkeyPatch, message: bytes, expected: str
+) -> None:
+    # An OpenSSL build without SM3 (e.g. a FIPS one): hashlib.new("sm3") raises ValueError.
+    original = hashlib.new
+
+    def without_sm3(name: str, *args: object, **kwargs: object) -> object:
+        if name.lower() == "sm3":
+            raise ValueError(f"unsupported hash type {name}")
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "new", without_sm3)
+    backends = signing._available_backends()
+    assert set(backends) == {"cryptography"}
+    chosen = signing._preferred_backend(backends)
+    assert chosen.name == "cryptography"
+    monkeypatch.setattr(signing, "_sm3", chosen)
+    assert sm3_backend() == "cryptography"
+    assert body_digest(message, "HMAC-SM3") == expected
+
+
 def test_an_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="not available"):
         signing._select_backend("gmssl")
