@@ -70,6 +70,30 @@ def usccs(draw: st.DrawFn) -> str:
     return first17 + uscc_check_character(first17)
 
 
+@st.composite
+def divisions(draw: st.DrawFn) -> str:
+    """A division code with the structure of ATS §0: ``PPCCDD``, ``CC`` 00 implies ``DD`` 00."""
+    province = draw(st.sampled_from(PROVINCE_CODES))
+    city = draw(st.text(DIGITS, min_size=2, max_size=2))
+    county = "00" if city == "00" else draw(st.text(DIGITS, min_size=2, max_size=2))
+    return province + city + county
+
+
+CLASSIFICATION_TYPE = {"1": "BASE", "2": "TOPIC", "3": "DEPARTMENT"}
+
+
+@st.composite
+def resource_codes(draw: st.DrawFn) -> str:
+    """A resource code of ATS §4: 类 1-3, 项, 目, optional 细目, ``/``, 6-digit sequence."""
+    kind = draw(st.sampled_from(sorted(CLASSIFICATION_TYPE)))
+    rest = draw(st.sampled_from((5, 8)))
+    front = kind + draw(st.text(DIGITS, min_size=rest, max_size=rest))
+    return front + "/" + draw(st.text(DIGITS, min_size=6, max_size=6))
+
+
+NON_DIGITS = st.characters().filter(lambda char: char not in DIGITS)
+
+
 def _substitute(value: str, position: int, char: str) -> str:
     return value[:position] + char + value[position + 1 :]
 
@@ -130,6 +154,35 @@ def test_division_problem(value: object, expected: str | None) -> None:
     else:
         assert problem is not None
         assert expected in problem
+
+
+@given(divisions())
+def test_generated_division_codes_are_well_formed(value: str) -> None:
+    assert division_problem(value) is None
+
+
+@given(value=divisions(), position=st.integers(0, 5), char=NON_DIGITS)
+def test_a_division_code_with_a_non_digit_is_rejected(value: str, position: int, char: str) -> None:
+    assert division_problem(_substitute(value, position, char)) is not None
+
+
+@given(value=divisions(), province=st.text(DIGITS, min_size=2, max_size=2))
+def test_a_division_code_outside_the_34_provinces_is_rejected(value: str, province: str) -> None:
+    assume(province not in PROVINCE_CODES)
+    assert division_problem(province + value[2:]) is not None
+
+
+@given(value=divisions(), county=st.text(DIGITS, min_size=2, max_size=2))
+def test_a_county_part_without_a_city_part_is_rejected(value: str, county: str) -> None:
+    assume(county != "00")
+    assert division_problem(value[:2] + "00" + county) is not None
+
+
+@given(value=divisions(), digit=st.sampled_from(DIGITS), at_end=st.booleans())
+def test_a_division_code_one_digit_longer_or_shorter_is_rejected(
+    value: str, digit: str, at_end: bool
+) -> None:
+    assert division_problem(value + digit if at_end else value[:-1]) is not None
 
 
 @pytest.mark.parametrize(
@@ -379,6 +432,46 @@ def test_resource_code_problem(
     else:
         assert problem is not None
         assert expected in problem
+
+
+@given(resource_codes())
+def test_generated_resource_codes_are_well_formed_and_agree_with_their_type(code: str) -> None:
+    assert resource_code_problem(code) is None
+    assert resource_code_problem(code, CLASSIFICATION_TYPE[code[0]]) is None
+
+
+@given(code=resource_codes(), data=st.data())
+def test_a_resource_code_with_a_non_digit_in_place_of_a_digit_is_rejected(
+    code: str, data: st.DataObject
+) -> None:
+    position = data.draw(st.sampled_from([i for i, char in enumerate(code) if char != "/"]))
+    changed = _substitute(code, position, data.draw(NON_DIGITS))
+    assert resource_code_problem(changed) is not None
+
+
+@given(code=resource_codes(), char=st.characters())
+def test_a_resource_code_without_its_slash_is_rejected(code: str, char: str) -> None:
+    assume(char != "/")
+    assert resource_code_problem(_substitute(code, code.index("/"), char)) is not None
+
+
+@given(code=resource_codes(), first=st.sampled_from(DIGITS))
+def test_a_changed_first_digit_is_rejected_for_the_classification_type(
+    code: str, first: str
+) -> None:
+    # 类 0 and 4-9 do not exist; another of 1-3 disagrees with the type (ATS §4).
+    assume(first != code[0])
+    assert resource_code_problem(first + code[1:], CLASSIFICATION_TYPE[code[0]]) is not None
+
+
+@given(code=resource_codes(), digit=st.sampled_from(DIGITS), part=st.sampled_from((0, 1)))
+def test_a_resource_code_part_one_digit_longer_is_rejected(
+    code: str, digit: str, part: int
+) -> None:
+    # A 7- or 10-digit front part, or a 7-digit sequence.
+    front, sequence = code.split("/")
+    longer = f"{front}{digit}/{sequence}" if part == 0 else f"{front}/{sequence}{digit}"
+    assert resource_code_problem(longer) is not None
 
 
 # --- masks ---------------------------------------------------------------------------------
