@@ -267,8 +267,8 @@ def unknown_paths_and_methods_refused(ctx: CheckContext) -> None:
         expect_status(ex, (200, 405), what=f"HEAD on {case['path']}")
         if ex.status == 405 and ex.headers.get("Allow") is None:
             raise Finding(
-                f"HEAD on {case['path']} was answered 405 without an Allow header "
-                f"({request_text(ex)})"
+                f"HEAD on {case['path']} was answered 405 without an Allow header; expected 200 "
+                f"as for GET, or 405 with Allow listing the methods served ({request_text(ex)})"
             )
 
 
@@ -564,10 +564,17 @@ def pagination_complete_and_ordered(ctx: CheckContext) -> None:
             f"{default_size} entries of the walk, {seen[:3]}…"
         )
     if total > default_size:
-        _, second = _page(ctx, 2, default_size)
-        if _codes(second["items"]) != seen[default_size : 2 * default_size]:
+        ex, second = _page(ctx, 2, default_size)
+        expected = seen[default_size : 2 * default_size]
+        got = _codes(second["items"])
+        if got != expected:
+            where = next((i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b),
+                         min(len(got), len(expected)))  # fmt: skip
             raise Finding(
-                f"page 2 of size {default_size} disagrees with the walk by pages of {max_size}"
+                f"page 2 of size {default_size} disagrees with the walk by pages of {max_size} "
+                f"at position {where + 1}: expected {expected[where : where + 2]}, received "
+                f"{got[where : where + 2]} ({len(got)} items; expected {len(expected)}) "
+                f"({request_text(ex)})"
             )
     past = pages + 1
     ex, body = _page(ctx, past, max_size)

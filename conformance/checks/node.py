@@ -90,7 +90,10 @@ def node_id_well_formed(ctx: CheckContext) -> None:
     children = descriptor.get("children")
     for child in children if isinstance(children, list) else []:
         if not isinstance(child, dict) or not isinstance(child.get("level"), str):
-            raise Finding(f"a child of the node descriptor is malformed: {child!r}")
+            raise Finding(
+                f"a child of the node descriptor is malformed: expected an object with "
+                f"node_id, name and level (a string), received {child!r}"
+            )
         problem = codes.node_id_problem(child.get("node_id"), child["level"], str(node_id))
         if problem:
             raise Finding(
