@@ -255,9 +255,7 @@ def build_plan(
         remote = RemoteWorkers.parse(load_remote) if load_remote else None
     except ValueError as exc:
         raise PlanError(f"--ats-load-remote: {exc}") from None
-    return Plan(
-        target, chosen, tuple(planned), wanted, load_mode, target.lab, load_workers, remote
-    )
+    return Plan(target, chosen, tuple(planned), wanted, load_mode, target.lab, load_workers, remote)
 
 
 def _with_lab(target: Target) -> Target:
@@ -396,7 +394,14 @@ class AtsSession:
         left_out = [i for i in clause_items if not i.planned.runs]
         if left_out:
             config.hook.pytest_deselected(items=left_out)
-        items[:] = [*(i for i in clause_items if i.planned.runs), *items]
+        # A clause whose check compares the start of the run with its end (ATS-AUD-03 re-reads
+        # the audit events read early) says `run_last` in its parameters; the report keeps the
+        # standard's order whatever the order of execution.
+        running = sorted(
+            (i for i in clause_items if i.planned.runs),
+            key=lambda i: bool(i.planned.clause.params.get("run_last", False)),
+        )
+        items[:] = [*running, *items]
 
     # -- running -----------------------------------------------------------------------
 
