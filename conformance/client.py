@@ -569,19 +569,9 @@ class NodeClient:
             ) as exc:
                 error = _late(connect, read) if deadline.expired else _describe(exc, connect, read)
                 return _failed(method, wire_target, request_headers, body, started, error)
-        return Exchange(
-            method=method,
-            target=wire_target,
-            request_headers=request_headers,
-            request_body=body,
-            status=resp.status_code,
-            headers=CaseInsensitiveDict(resp.headers),
-            body=content,
-            elapsed_s=time.monotonic() - started,
-            error=f"answer larger than {self.max_body} bytes" if truncated else None,
-            truncated=truncated,
-            reason=resp.reason or "",
-        )
+        sent = (method, wire_target, request_headers, body, started)
+        answer = (resp.status_code, CaseInsensitiveDict(resp.headers), resp.reason or "")
+        return self._answered(sent, answer, content, truncated)
 
     def _send_raw(
         self,
@@ -622,18 +612,31 @@ class NodeClient:
                 return _failed(method, wire_target, request_headers, body, started, error, status)
             finally:
                 sock.close()
+        sent = (method, wire_target, request_headers, body, started)
+        answer = (resp.status, CaseInsensitiveDict(_joined(resp.getheaders())), resp.reason or "")
+        return self._answered(sent, answer, content, truncated)
+
+    def _answered(
+        self,
+        sent: tuple[str, str, Mapping[str, str], bytes, float],
+        answer: tuple[int, CaseInsensitiveDict[str], str],
+        content: bytes,
+        truncated: bool,
+    ) -> Exchange:
+        method, wire_target, request_headers, body, started = sent
+        status, headers, reason = answer
         return Exchange(
             method=method,
             target=wire_target,
             request_headers=request_headers,
             request_body=body,
-            status=resp.status,
-            headers=CaseInsensitiveDict(_joined(resp.getheaders())),
+            status=status,
+            headers=headers,
             body=content,
             elapsed_s=time.monotonic() - started,
             error=f"answer larger than {self.max_body} bytes" if truncated else None,
             truncated=truncated,
-            reason=resp.reason or "",
+            reason=reason,
         )
 
 
