@@ -2,8 +2,9 @@
 
 The suite finds its own requests in the trail by the ``X-Request-Id`` values it sends (ATS-API-02
 makes the node keep them). Events the AUD checks find are kept on the run state
-(``RunState.audit_events``); ATS-AUD-03 reads them again at its turn, together with the oldest
-page of the trail read just before it tries to change the trail, and requires them unchanged.
+(``RunState.audit_events``); ATS-AUD-03, run last, reads them again at the end of the run,
+together with the oldest page of the trail read just before it tries to change the trail, and
+requires them unchanged.
 """
 
 from __future__ import annotations
@@ -364,12 +365,21 @@ def auth_failures_audited(ctx: CheckContext) -> None:
 
 @check("ATS-AUD-03")
 def audit_trail_append_only(ctx: CheckContext) -> None:
-    """Writes to the audit trail answer 405, and events read earlier read the same again."""
+    """Writes to the audit trail answer 405, and events read earlier read the same again.
+
+    "Earlier" is the run so far: the clause runs last (``run_last``), so the events the other
+    checks read (kept on the run state) are read again at the end of the run.
+    """
     earlier = {str(e.get("event_id")): e for e in ctx.run.audit_events if "event_id" in e}
     oldest = {
         str(e.get("event_id")): e for e in _items(_audit_page(ctx, {"page": 1, "size": _PAGE}))
     }
     ctx.note(f"{len(earlier)} events read by earlier checks, {len(oldest)} on the oldest page")
+    if not earlier and not oldest:
+        ctx.error(
+            "the audit trail is empty and no earlier check read an event: whether events are "
+            "read again unchanged cannot be judged (run ATS-AUD-03 with ATS-AUD-01)"
+        )
     problems: list[str] = []
     for method in ctx.params.get("write_methods", ("POST", "PUT", "PATCH", "DELETE")):
         method = str(method)
@@ -429,7 +439,12 @@ def routed_query_audited_at_each_hop(ctx: CheckContext) -> None:
         shown = "; ".join(problems[:_SHOWN])
         ctx.fail(shown)
     if not assessed:
-        ctx.skip("no routed query could be provoked (no parent in the target file)")
+        # Every node is passed by routed queries (ATS §8): the clause applies, the file lacks.
+        ctx.not_assessed(
+            f"no routed query could be provoked: {ctx.target.source} names no parent neighbour "
+            f"(neighbours.parent with its as_parent credential), through which the suite routes "
+            f"a query down to the node and receives the one it routes up"
+        )
 
 
 def _owner_records_origin(ctx: CheckContext, within: float) -> list[str]:

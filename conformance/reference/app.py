@@ -154,6 +154,11 @@ class AtsMiddleware:
                 if not node.faults.on("no-request-id"):
                     headers.append((b"x-request-id", request_id.encode("ascii")))
                 headers.extend(self._extra)
+                if node.faults.on("echo-origin-with-credentials"):
+                    origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
+                    if origin is not None:
+                        headers.append((b"access-control-allow-origin", origin))
+                        headers.append((b"access-control-allow-credentials", b"true"))
                 if path.startswith(_SHARE_PREFIX) and not any(k == b"x-route" for k, _ in headers):
                     # ATS §8: every answer to a share query carries X-Route, errors included.
                     route = cascade_route(scope, node.config.node_id)

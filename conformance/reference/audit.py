@@ -130,6 +130,10 @@ def event_page(
         [*params, size, (page - 1) * size],
     )
     events = [dict(row) for row in rows]
+    if node.faults.on("audit-time-on-read"):
+        # ATS-AUD-03 forbids this: an event read twice reads differently.
+        read_at = clock.rfc3339(clock.now())
+        events = [{**event, "time": read_at} for event in events]
     if node.faults.on("audit-records-filter-values") and events:
         node.store.ensure_schema(_DETAIL_SCHEMA)
         marks = ", ".join("?" for _ in events)

@@ -305,6 +305,10 @@ FAULTS: dict[str, Fault] = {
     ),
     "no-auth-failure-audit": Fault("401 answers are not recorded as AUTH_FAILURE", ("ATS-AUD-02",)),
     "mutable-audit": Fault("DELETE /api/v1/audit/events clears the audit trail", ("ATS-AUD-03",)),
+    "audit-time-on-read": Fault(
+        "audit events carry the time they are read instead of the time they were recorded",
+        ("ATS-AUD-03",),
+    ),
     # Chapter 10 — STAT
     "wrong-stats-types": Fault(
         "`connectivity_rate` is answered as a percentage string", ("ATS-STAT-01",)
@@ -330,6 +334,11 @@ FAULTS: dict[str, Fault] = {
     "no-rate-limit": Fault("requests are never rate limited", ("ATS-SEC-03",)),
     "no-retry-after": Fault("429 answers carry no Retry-After", ("ATS-SEC-03",)),
     "wildcard-cors": Fault("responses carry Access-Control-Allow-Origin: *", ("ATS-SEC-05",)),
+    "echo-origin-with-credentials": Fault(
+        "responses echo any Origin in Access-Control-Allow-Origin with "
+        "Access-Control-Allow-Credentials: true",
+        ("ATS-SEC-05",),
+    ),
     # Chapter 12 — PERF (conformance/reference/share.py)
     "slow-share-query": Fault(
         "local share queries are answered after 700 ms", ("ATS-PERF-01", "ATS-PERF-04")

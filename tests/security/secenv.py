@@ -29,6 +29,7 @@ from conformance.checks import (
     Finding,
     Inconclusive,
     NotApplicable,
+    NotAssessed,
     RunState,
     registry,
 )
@@ -158,7 +159,7 @@ class Env:
 
     node: RunningNode
     target: Target
-    neighbours: NeighbourSet
+    neighbours: NeighbourSet | None
     client: NodeClient
     run: RunState = field(default_factory=RunState)
 
@@ -180,6 +181,8 @@ class Env:
             return "FAIL", exc.reason, evidence.entries
         except Inconclusive as exc:
             return "ERROR", exc.reason, evidence.entries
+        except NotAssessed as exc:
+            return "NOT_ASSESSED", exc.reason, evidence.entries
         except NotApplicable as exc:
             return "SKIP", exc.reason, evidence.entries
         return "PASS", registered.doc, evidence.entries
@@ -187,7 +190,8 @@ class Env:
     def stop(self) -> None:
         """The node, the emulated parent and the client are stopped."""
         self.client.close()
-        self.neighbours.stop()
+        if self.neighbours is not None:
+            self.neighbours.stop()
         self.node.stop()
 
 

@@ -16,6 +16,7 @@ from secenv import SEC_AUD, Env, Pki, free_ports, start_env
 
 from conformance.checks.security import LAB_SKIP
 from conformance.client import NodeClient
+from conformance.profile import get_clause
 from conformance.reference.faults import FAULTS
 
 # The burst and steady phases of ATS-SEC-03 take seconds: other faults' runs leave it out.
@@ -34,6 +35,8 @@ def test_every_sec_and_aud_fault_is_listed() -> None:
     assert sorted(FAULT_CASES) == sorted(
         [
             "allow-tls1-0",
+            "audit-time-on-read",
+            "echo-origin-with-credentials",
             "forward-caller-headers",
             "injectable-keyword",
             "missing-role-check",
@@ -53,6 +56,18 @@ def test_every_sec_and_aud_fault_is_listed() -> None:
     )
 
 
+# The order of a run: the plugin runs the clauses marked run_last (ATS-AUD-03) after the others.
+RUN_ORDER = sorted(SEC_AUD, key=lambda c: bool(get_clause(c).params.get("run_last")))
+
+
+def _assess_in_a_run(env: Env, clause_id: str) -> tuple[str, str, list[dict[str, object]]]:
+    # ATS-AUD-03 re-reads the events the run read before it: xdist may give this worker's node
+    # none of the other clauses, so the audit check it follows in a run goes first.
+    if clause_id == "ATS-AUD-03" and not env.run.audit_events:
+        assert env.assess("ATS-AUD-01")[0] == "PASS"
+    return env.assess(clause_id)
+
+
 def _secrets_absent(env: Env, evidence: list[dict[str, object]], reason: str) -> None:
     text = json.dumps(evidence, ensure_ascii=False) + reason
     for secret in env.target.secrets():
@@ -62,7 +77,7 @@ def _secrets_absent(env: Env, evidence: list[dict[str, object]], reason: str) ->
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("clause_id", SEC_AUD)
 def test_clean_https_node_passes(https_env: Env, clause_id: str) -> None:
-    verdict, reason, evidence = https_env.assess(clause_id)
+    verdict, reason, evidence = _assess_in_a_run(https_env, clause_id)
     assert (verdict, reason) == ("PASS", reason)
     _secrets_absent(https_env, evidence, reason)
 
@@ -70,7 +85,7 @@ def test_clean_https_node_passes(https_env: Env, clause_id: str) -> None:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("clause_id", SEC_AUD)
 def test_lab_run_skips_transport_security_only(lab_env: Env, clause_id: str) -> None:
-    verdict, reason, evidence = lab_env.assess(clause_id)
+    verdict, reason, evidence = _assess_in_a_run(lab_env, clause_id)
     if clause_id in ("ATS-SEC-01", "ATS-SEC-06"):
         assert (verdict, reason) == ("SKIP", LAB_SKIP)
     else:
@@ -143,7 +158,7 @@ def test_fault_fails_its_clause_and_nothing_else(
     fault = request.node.callspec.params["faulty_env"]
     broken = FAULT_CASES[fault]
     verdicts = {}
-    for clause_id in SEC_AUD:
+    for clause_id in RUN_ORDER:
         if clause_id == _SLOW and clause_id not in broken:
             continue
         verdict, reason, evidence = faulty_env.assess(clause_id)
@@ -177,3 +192,34 @@ def test_rate_limit_above_the_burst_cap_is_error(limited_env: Env) -> None:
     assert verdict == "ERROR"
     assert "exceeds what the tester can burst (2000 within 1 s)" in reason
     assert len(evidence) == 1  # the node descriptor only: no burst was sent
+
+
+def test_append_only_clause_runs_last() -> None:
+    # ATS-AUD-03 re-reads "events read earlier": the plugin runs it after every other clause.
+    assert get_clause("ATS-AUD-03").params["run_last"] is True
+
+
+@pytest.mark.timeout(180)
+def test_append_only_rereads_the_events_read_earlier_in_the_run(plain_env: Env) -> None:
+    verdict, reason, _ = plain_env.assess("ATS-AUD-03")
+    assert (verdict, "the audit trail is empty" in reason) == ("ERROR", True), reason
+    for clause_id in ("ATS-AUD-01", "ATS-AUD-02", "ATS-SEC-05"):
+        assert plain_env.assess(clause_id)[0] == "PASS"
+    earlier = len(plain_env.run.audit_events)
+    assert earlier > 0
+    verdict, reason, evidence = plain_env.assess("ATS-AUD-03")
+    assert verdict == "PASS", reason
+    assert any(f"{earlier} events read by earlier checks" in str(e.get("note")) for e in evidence)
+
+
+@pytest.mark.timeout(60)
+def test_routed_query_without_a_parent_is_not_assessed(plain_env: Env) -> None:
+    # ATS-AUD-04 applies to every node; without a parent neighbour this run cannot assess it.
+    alone = dataclasses.replace(plain_env.target, neighbours=None)
+    env = Env(plain_env.node, alone, None, NodeClient(alone))
+    try:
+        verdict, reason, _ = env.assess("ATS-AUD-04")
+    finally:
+        env.client.close()
+    assert verdict == "NOT_ASSESSED"
+    assert "names no parent neighbour (neighbours.parent" in reason
