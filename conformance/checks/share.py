@@ -28,7 +28,9 @@ from conformance.checks._records import (
     items_of,
     query,
     query_answer,
+    real_records,
     same_json,
+    sensitive_items,
     share_path,
     value_problem,
 )
@@ -323,9 +325,47 @@ def _semantic_problem(value: Any, item: Mapping[str, Any], masked: bool) -> str 
     return _SEMANTIC_CHECKS[str(semantic)](value)
 
 
+def _coded_findings(
+    code: str,
+    records: list[Any],
+    items: Mapping[str, Mapping[str, Any]],
+    masked: set[str],
+    label: str,
+) -> tuple[int, list[str]]:
+    """The values checked and what breaks ATS-SHR-06 among the coded items of ``records``."""
+    coded = {n for n, i in items.items() if i.get("semantic") in _SEMANTIC_CHECKS}
+    found: list[str] = []
+    checked = 0
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            continue
+        for name in sorted(coded & set(record)):
+            reason = _semantic_problem(record[name], items[name], name in masked)
+            checked += 1
+            if reason:
+                found.append(f"{code}: {label} {number}, item {name}: {reason}")
+    return checked, found
+
+
+def _unmasked_findings(ctx: CheckContext, entry: Mapping[str, Any]) -> tuple[int, list[str]]:
+    """ATS-SHR-06 on the values an unmasked grant shows (GB 11643 on real id numbers): the
+    population resource read as ATS-PRIV-02 reads it, under consumer_b's unmasked subscription."""
+    code = str(entry["resource_code"])
+    try:
+        real = real_records(ctx, code)
+    except Finding as exc:
+        # The grant itself is ATS-SUB-01's and ATS-PRIV-02's to judge.
+        raise Inconclusive(
+            f"the unmasked values of {code} could not be read, so id numbers cannot be checked "
+            f"against GB 11643: {exc.reason}"
+        ) from None
+    return _coded_findings(code, real.records, items_of(entry), set(real.masked), "unmasked record")
+
+
 @check("ATS-SHR-06")
 def values_match_semantic(ctx: CheckContext) -> None:
-    """Id numbers, credit codes and division codes in records are valid, or masked in shape."""
+    """Id numbers, credit codes and division codes in records are valid when unmasked, and
+    masked in shape when masked."""
     found: list[str] = []
     checked = 0
     population = fetch_entry(ctx, ctx.target.resources["population"])
@@ -337,18 +377,20 @@ def values_match_semantic(ctx: CheckContext) -> None:
         if not coded or share.get("type") != "UNCONDITIONAL" or share.get("method") != "API":
             continue
         code = str(entry["resource_code"])
+        if entry is population and sensitive_items(entry).keys() & coded:
+            count, lines = _unmasked_findings(ctx, entry)
+            checked += count
+            found.extend(lines)
         ex = query(ctx, code, {"fields": sorted(coded), "size": 100})
         answer = query_answer(ex, f"a query of {code}")
-        masked = set(answer["masked"])
-        for number, record in enumerate(answer["items"], start=1):
-            for name in sorted(coded & set(record)):
-                reason = _semantic_problem(record[name], items[name], name in masked)
-                checked += 1
-                if reason:
-                    found.append(f"{code}: record {number}, item {name}: {reason}")
+        count, lines = _coded_findings(
+            code, answer["items"], items, set(answer["masked"]), "record"
+        )
+        checked += count
+        found.extend(lines)
     if not checked:
         ctx.skip("no shared resource declares ID_NUMBER, USCC or DIVISION_CODE items")
-    ctx.note(f"{checked} coded values checked")
+    ctx.note(f"{checked} coded values checked, unmasked and as the consumer sees them")
     _raise_first(ctx, found)
 
 

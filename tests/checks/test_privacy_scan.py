@@ -27,10 +27,13 @@ def test_an_earlier_checks_echoed_filter_value_fails_priv_04(tmp_path: Path) -> 
         code = target.resources["unconditional"]
         # A string for the numeric item registered_capital: 400, echoed under the fault.
         ex = query(earlier, code, {"filter": {"registered_capital": "ats-echoed-value-42"}})
-        assert ex.status == 400 and b"ats-echoed-value-42" in ex.body
+        assert ex.status == 400
+        assert b"ats-echoed-value-42" in ex.body
         verdict, reason, _ = node.check("ATS-PRIV-04")
     request_id = ex.request_headers["X-Request-Id"]
-    assert verdict == "FAIL" and request_id in reason and code in reason, reason
+    assert verdict == "FAIL", reason
+    assert request_id in reason, reason
+    assert code in reason, reason
 
 
 def test_priv_04_passes_after_the_run_on_the_clean_node(tmp_path: Path) -> None:
