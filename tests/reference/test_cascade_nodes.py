@@ -367,7 +367,8 @@ def test_incremental_pushes_follow_seq_and_full_pushes_replace(nodes: NodeFactor
 
 def test_deleted_codes_not_held_from_that_child_are_ignored(nodes: NodeFactory) -> None:
     node = nodes()
-    assert push(node, seq=1, child=OTHER_CITY, entries=[entry("101001/330201", OTHER_CITY)])
+    other = push(node, seq=1, child=OTHER_CITY, entries=[entry("101001/330201", OTHER_CITY)])
+    assert other.status_code == 200
     answer = push(node, seq=1, entries=[], deleted=(LOCAL_CODE, "101001/330201"))
     assert answer.status_code == 200
     assert {LOCAL_CODE, "101001/330201"} <= set(subtree(node))
@@ -396,7 +397,8 @@ def test_a_refused_push_changes_nothing(
     nodes: NodeFactory, description: str, kwargs: dict[str, Any], status: int
 ) -> None:
     node = nodes()
-    assert push(node, seq=1, child=OTHER_CITY, entries=[entry("101001/330299", OTHER_CITY)])
+    other = push(node, seq=1, child=OTHER_CITY, entries=[entry("101001/330299", OTHER_CITY)])
+    assert other.status_code == 200
     before = subtree(node)
     body = {"entries": [entry("101001/330150", CITY)], **kwargs}
     entries = body.pop("entries")
@@ -628,7 +630,7 @@ def test_fault_full_push_keeps_missing_breaks_cas_02(nodes: NodeFactory) -> None
 def test_fault_ignore_deleted_breaks_cas_02(nodes: NodeFactory) -> None:
     node = nodes("ignore-deleted")
     assert push(node, seq=1, entries=[entry("101001/330185", CITY)]).status_code == 200
-    assert push(node, seq=2, full=False, entries=[], deleted=("101001/330185",))
+    assert push(node, seq=2, full=False, entries=[], deleted=("101001/330185",)).status_code == 200
     assert "101001/330185" in subtree(node)
 
 
@@ -676,7 +678,7 @@ def test_fault_drop_deletions_breaks_cas_10(nodes: NodeFactory, script: Script) 
     signer = signer_at_parent(node)
     assert push(node, seq=1, entries=[entry("101001/330188", CITY)]).status_code == 200
     assert wait_for(lambda: "101001/330188" in str(script.pushes(signer)))
-    assert push(node, seq=2, full=False, entries=[], deleted=("101001/330188",))
+    assert push(node, seq=2, full=False, entries=[], deleted=("101001/330188",)).status_code == 200
     assert wait_for(lambda: script.pushes(signer)[-1]["entries"] == [], 5.0)
     assert all(p["deleted"] == [] for p in script.pushes(signer))
 
