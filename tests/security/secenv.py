@@ -55,6 +55,9 @@ class Pki:
     cert: Path
     key: Path
     other_ca: Path
+    # A certificate of the same CA for another host name only, and its key.
+    misnamed_cert: Path
+    misnamed_key: Path
 
 
 def _name(text: str) -> x509.Name:
@@ -95,28 +98,24 @@ def _ca(folder: Path, label: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Cert
     return key, cert, path
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """A CA, a server certificate it signs, and an unrelated CA."""
-    folder = tmp_path_factory.mktemp("pki")
-    ca_key, ca_cert, ca_path = _ca(folder, "ats-test-ca")
-    _, _, other = _ca(folder, "ats-other-ca")
+def _server_cert(
+    folder: Path,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    names: Sequence[x509.GeneralName],
+    stem: str,
+) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("ats-test-node"))
+        .subject_name(_name(f"ats-{stem}"))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
@@ -124,8 +123,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    cert_path = folder / "node.pem"
-    key_path = folder / "node.key"
+    cert_path = folder / f"{stem}.pem"
+    key_path = folder / f"{stem}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(
@@ -135,7 +134,21 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         )
     )
     key_path.chmod(0o600)
-    return Pki(ca_path, cert_path, key_path, other)
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA, a server certificate it signs, one it signs for another name, an unrelated CA."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca_key, ca_cert, ca_path = _ca(folder, "ats-test-ca")
+    _, _, other = _ca(folder, "ats-other-ca")
+    local = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert, key = _server_cert(folder, ca_key, ca_cert, local, "node")
+    # RFC 5737 keeps 192.0.2.0/24 for documentation: no host the tests reach has this address.
+    elsewhere = [x509.DNSName("node.example"), x509.IPAddress(ipaddress.ip_address("192.0.2.1"))]
+    misnamed_cert, misnamed_key = _server_cert(folder, ca_key, ca_cert, elsewhere, "misnamed")
+    return Pki(ca_path, cert, key, other, misnamed_cert, misnamed_key)
 
 
 def _secret() -> str:

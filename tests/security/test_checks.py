@@ -223,3 +223,20 @@ def test_routed_query_without_a_parent_is_not_assessed(plain_env: Env) -> None:
         env.client.close()
     assert verdict == "NOT_ASSESSED"
     assert "names no parent neighbour (neighbours.parent" in reason
+
+
+@pytest.fixture
+def misnamed_env(tmp_path: Path, pki: Pki) -> Iterator[Env]:
+    served = dataclasses.replace(pki, cert=pki.misnamed_cert, key=pki.misnamed_key)
+    env = start_env(tmp_path, served)
+    yield env
+    env.stop()
+
+
+@pytest.mark.timeout(60)
+def test_certificate_for_another_host_name_fails(misnamed_env: Env) -> None:
+    # ATS-SEC-01: chained to the target's CA bundle, but not valid for 127.0.0.1.
+    verdict, reason, _ = misnamed_env.assess("ATS-SEC-01")
+    assert verdict == "FAIL"
+    assert "certificate not valid" in reason
+    assert "IP address mismatch" in reason
