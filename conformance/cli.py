@@ -52,9 +52,42 @@ def _run(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> int:
     from conformance.runner import run
 
+    if (args.remote_workers is None) != (args.master_bind is None):
+        raise UsageError("--remote-workers and --master-bind go together (distributed mode)")
+    remote = f"{args.remote_workers}@{args.master_bind}" if args.remote_workers else None
     # The load stage alone is a run of chapter PERF: same target file, reports and exit status.
     only_perf = {"only": ["PERF"], "load": args.mode, "profile": None, "lab": False}
-    return run(argparse.Namespace(**vars(args), **only_perf, pytest_arg=[]))
+    return run(argparse.Namespace(**vars(args), **only_perf, pytest_arg=[], load_remote=remote))
+
+
+def _load_worker(args: argparse.Namespace) -> int:
+    from conformance.load import serve_worker
+    from conformance.load.runner import SECRET_ENV
+    from conformance.target import TargetError, load_target
+
+    host, port = args.master
+    if args.target:
+        try:
+            target = load_target(args.target)
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
+        if "load" not in target.apps:
+            raise UsageError(f"{args.target}: apps.load is missing: it signs the load")
+        secret = target.apps["load"].secret
+    else:
+        secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        raise UsageError(f"the load app's secret: give --target FILE or set {SECRET_ENV}")
+    return serve_worker(host, port, secret)
+
+
+def _address(text: str) -> tuple[str, int]:
+    from conformance.load.runner import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _workers(text: str) -> int:
@@ -190,9 +223,31 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--target", required=True, metavar="FILE", help="target file")
     load.add_argument("--mode", choices=("smoke", "full"), default="full", help="load mode")
     load.add_argument("--workers", type=_workers, metavar="N", help="locust worker processes")
+    load.add_argument(
+        "--remote-workers",
+        type=_workers,
+        metavar="M",
+        help="also wait for M workers on other hosts (`conformance load-worker`)",
+    )
+    load.add_argument(
+        "--master-bind",
+        metavar="HOST:PORT",
+        help="address the locust master listens on for remote workers",
+    )
     load.add_argument("--report-dir", default="reports", help="where the reports are written")
     load.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     load.set_defaults(handler=_load)
+
+    worker = commands.add_parser(
+        "load-worker", help="serve a distributed load stage as a worker on this host"
+    )
+    worker.add_argument(
+        "--master", required=True, type=_address, metavar="HOST:PORT", help="the locust master"
+    )
+    worker.add_argument(
+        "--target", metavar="FILE", help="target file whose load app signs (else ATS_LOAD_SECRET)"
+    )
+    worker.set_defaults(handler=_load_worker)
 
     report = commands.add_parser("report", help="render, compare and verify reports")
     report_commands = report.add_subparsers(dest="report_command", required=True)

@@ -18,6 +18,7 @@ from conformance.client import EvidenceLog, NodeClient, NodeUnreachable
 from conformance.report.model import Finding, Inconclusive, NotApplicable, NotAssessed, Outcome
 
 if TYPE_CHECKING:
+    from conformance.load.runner import RemoteWorkers
     from conformance.neighbours import NeighbourSet
     from conformance.profile import Clause, Profile
     from conformance.target import Target
@@ -89,6 +90,8 @@ class CheckContext:
     neighbours: NeighbourSet | None = None
     load_mode: str = "off"
     load_workers: int | None = None
+    # Load workers on other hosts (distributed mode, docs/load.md), besides the local ones.
+    load_remote: RemoteWorkers | None = None
 
     @property
     def params(self) -> Mapping[str, Any]:

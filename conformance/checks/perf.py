@@ -57,7 +57,14 @@ def _stage(ctx: CheckContext) -> LoadStageResult:
 
     def measure() -> LoadStageResult:
         params = {c: _params(ctx, c) for c in ("ATS-PERF-01", "ATS-PERF-02")}
-        result = run_stage(ctx.target, mode, params, load_load_profile(), workers=ctx.load_workers)
+        result = run_stage(
+            ctx.target,
+            mode,
+            params,
+            load_load_profile(),
+            workers=ctx.load_workers,
+            remote=ctx.load_remote,
+        )
         ctx.run.load.update(result.to_dict())
         return result
 
@@ -141,6 +148,7 @@ def saturation_point_above_target(ctx: CheckContext) -> None:
             profile,
             client_timeout_s=timeout,
             workers=ctx.load_workers,
+            remote=ctx.load_remote,
         )
         ctx.run.load["stepped"] = result.to_dict()
         return result

@@ -14,7 +14,13 @@ from conformance.load.plan import (
     load_load_profile,
     make_phase,
 )
-from conformance.load.runner import LoadRunError, RunRecords, run_plan
+from conformance.load.runner import (
+    LoadRunError,
+    RemoteWorkers,
+    RunRecords,
+    run_plan,
+    serve_worker,
+)
 from conformance.load.slo import Judgement, Saturation, judge_latency, judge_saturation
 from conformance.load.stage import (
     LoadStageResult,
@@ -34,6 +40,7 @@ __all__ = [
     "LoadStageResult",
     "Phase",
     "PhaseStats",
+    "RemoteWorkers",
     "RunRecords",
     "Saturation",
     "SteppedResult",
@@ -46,4 +53,5 @@ __all__ = [
     "run_plan",
     "run_stage",
     "run_stepped",
+    "serve_worker",
 ]

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,14 @@ _LOG_TAIL = 5
 _STOP_TIMEOUT_S = 10.0
 # Time the master waits for its expected workers before giving up.
 _WORKER_WAIT_S = 30
+# With workers on other hosts, as long as a locust worker keeps trying to reach its master
+# (60 tries of 5 s): the operator may start them before or after the master.
+REMOTE_WORKER_WAIT_S = 300
+# A served run's master is still quitting when its worker ends: the next worker waits for it
+# to be gone, so that it registers with the next run's master, not the last one's.
+_RESTART_PAUSE_S = 2.0
+# Locust runs a remote worker serves at most: a full stage is 1 + 7 stepped runs.
+MAX_SERVED_RUNS = 32
 
 
 class LoadRunError(Exception):
@@ -61,6 +70,37 @@ class RunRecords:
     workers_reported: int
     workers_expected: int
     problems: tuple[str, ...] = field(default=())
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) as a host and a port; raises ``ValueError``."""
+    host, _, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class RemoteWorkers:
+    """Workers on other hosts: how many the master waits for, and the address it binds to."""
+
+    count: int
+    bind_host: str
+    bind_port: int
+
+    @classmethod
+    def parse(cls, spec: str) -> RemoteWorkers:
+        """``M@HOST:PORT`` (``--ats-load-remote``); raises ``ValueError`` naming the problem."""
+        count, at, address = spec.partition("@")
+        if not at or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"{spec!r} is not M@HOST:PORT with M at least 1")
+        host, port = parse_address(address)
+        return cls(int(count), host, port)
+
+    def spec(self) -> str:
+        """The ``M@HOST:PORT`` form ``parse`` reads."""
+        return f"{self.count}@{self.bind_host}:{self.bind_port}"
 
 
 def _free_port(host: str) -> int:
@@ -137,6 +177,27 @@ def worker_command(master_host: str, master_port: int) -> list[str]:
         "--master-port", str(master_port),
         "--loglevel", "WARNING",
     ]  # fmt: skip
+
+
+def serve_worker(master_host: str, master_port: int, secret: str) -> int:
+    """Serves the locust runs of a master on another host as one of its remote workers.
+
+    One locust worker per run, started again once a run ends (a load stage is several runs);
+    it ends when a worker found no master for about five minutes, after ``MAX_SERVED_RUNS``
+    runs, or on Ctrl-C. Answers 0 when it served at least one run, else 1. The worker checks
+    every plan it is sent before it sends anything (``LoadPlan.check_safety``, ``check_caps``).
+    """
+    environ = {**os.environ, SECRET_ENV: secret}
+    served = 0
+    for _ in range(MAX_SERVED_RUNS):
+        status = subprocess.run(
+            worker_command(master_host, master_port), env=environ, stdin=subprocess.DEVNULL
+        ).returncode
+        if status != 0:
+            break
+        served += 1
+        time.sleep(_RESTART_PAUSE_S)
+    return 0 if served else 1
 
 
 def run_plan(

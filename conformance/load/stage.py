@@ -21,7 +21,13 @@ from conformance.load.plan import (
     make_phase,
     split_base_url,
 )
-from conformance.load.runner import LoadRunError, run_plan
+from conformance.load.runner import (
+    REMOTE_WORKER_WAIT_S,
+    LoadRunError,
+    RemoteWorkers,
+    RunRecords,
+    run_plan,
+)
 from conformance.load.slo import Saturation, saturation, step_held
 from conformance.load.stats import PhaseStats, phase_stats
 from conformance.target import Target
@@ -132,6 +138,27 @@ def _plan(
     return plan
 
 
+def _run(
+    plan: LoadPlan, secret: str, profile: LoadProfile, remote: RemoteWorkers | None
+) -> RunRecords:
+    if remote is None:
+        return run_plan(plan, secret, margin_s=profile.generator.margin_s)
+    return run_plan(
+        plan,
+        secret,
+        local_workers=plan.workers - remote.count,
+        bind_host=remote.bind_host,
+        bind_port=remote.bind_port,
+        margin_s=profile.generator.margin_s,
+        worker_wait_s=REMOTE_WORKER_WAIT_S,
+    )
+
+
+def _workers(profile: LoadProfile, workers: int | None, remote: RemoteWorkers | None) -> int:
+    # Local and remote workers share the rate: the plan expects them all.
+    return (workers or profile.generator.workers) + (remote.count if remote else 0)
+
+
 def run_stage(
     target: Target,
     mode: str,
@@ -139,12 +166,14 @@ def run_stage(
     profile: LoadProfile,
     *,
     workers: int | None = None,
+    remote: RemoteWorkers | None = None,
 ) -> LoadStageResult:
     """ATS-PERF-01 then ATS-PERF-02, one after the other; ``params`` by clause id.
 
+    ``workers`` local worker processes, plus ``remote`` workers on other hosts when given.
     Never raises for a problem of the run: the result's ``error`` says what went wrong.
     """
-    count = workers or profile.generator.workers
+    count = _workers(profile, workers, remote)
     refusal = load_refusal(target)
     if refusal is not None:
         return LoadStageResult(mode, count, error=refusal)
@@ -173,7 +202,7 @@ def run_stage(
         plan = _plan(
             target, app_id, tuple(phases), float(share["client_timeout_s"]), count, profile
         )
-        records = run_plan(plan, secret, margin_s=profile.generator.margin_s)
+        records = _run(plan, secret, profile, remote)
     except (LoadRunError, LoadProfileError) as exc:
         return LoadStageResult(mode, count, error=str(exc))
     stats = {p.name: phase_stats(p, records.phases[p.name]) for p in plan.phases}
@@ -188,13 +217,14 @@ def run_stepped(
     *,
     client_timeout_s: float = 5.0,
     workers: int | None = None,
+    remote: RemoteWorkers | None = None,
 ) -> SteppedResult:
     """ATS-PERF-04's steps in increasing rate until the first step not held.
 
     In full mode every step is its own locust run, so the stage stops at the first step the node
     does not hold; smoke steps are short and capped low, and run in one locust run.
     """
-    count = workers or profile.generator.workers
+    count = _workers(profile, workers, remote)
     refusal = load_refusal(target)
     if refusal is not None:
         return SteppedResult(mode, None, error=refusal)
@@ -231,7 +261,7 @@ def run_stepped(
         app_id, secret = _load_secret(target)
         for batch in batches:
             plan = _plan(target, app_id, batch, client_timeout_s, count, profile)
-            records = run_plan(plan, secret, margin_s=profile.generator.margin_s)
+            records = _run(plan, secret, profile, remote)
             problems.extend(records.problems)
             batch_stats = [phase_stats(p, records.phases[p.name]) for p in batch]
             measured.extend(batch_stats)

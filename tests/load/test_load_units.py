@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -13,9 +14,12 @@ import pytest
 from loadnode import ROLES, assess, context, short_profile, write_files
 
 from conformance.checks import RunState
+from conformance.cli import build_parser
+from conformance.cli import main as cli_main
 from conformance.load import (
     LoadProfileError,
     LoadRunError,
+    RemoteWorkers,
     load_load_profile,
     load_refusal,
     make_phase,
@@ -25,7 +29,9 @@ from conformance.load.plan import CEILINGS, LoadPlan
 from conformance.load.runner import PhaseRecords, master_command, worker_command
 from conformance.load.slo import judge_latency, judge_saturation, judge_server_errors, saturation
 from conformance.load.stats import percentile, phase_stats
+from conformance.plugin import PlanError, build_plan
 from conformance.profile import get_clause
+from conformance.runner import RunOptions, pytest_arguments
 from conformance.target import load_target
 
 PROFILE = load_load_profile()
@@ -284,3 +290,47 @@ def test_a_worker_refuses_a_plan_over_the_ceiling_whoever_sent_it(tmp_path: Path
     assert "refused the plan" in report["error"]
     assert "exceeds the cap of 10000 req/s" in report["error"]
     assert report["phases"] == []
+
+
+def test_remote_workers_are_read_from_m_at_host_port() -> None:
+    assert RemoteWorkers.parse("2@0.0.0.0:5557") == RemoteWorkers(2, "0.0.0.0", 5557)
+    assert RemoteWorkers.parse("3@[::]:5557") == RemoteWorkers(3, "::", 5557)
+    assert RemoteWorkers.parse(RemoteWorkers(4, "10.0.0.5", 1).spec()).count == 4
+    for bad in ("2", "0@127.0.0.1:5557", "2@127.0.0.1", "2@:5557", "2@h:70000"):
+        with pytest.raises(ValueError, match="is not"):
+            RemoteWorkers.parse(bad)
+
+
+def test_a_bad_remote_spec_is_a_plan_error(tmp_path: Path) -> None:
+    _, target_file = write_files(tmp_path)
+    common = {"target_path": str(target_file), "profile": None, "only": ["PERF"], "lab": False}
+    plan = build_plan(load_mode="smoke", load_remote="2@127.0.0.1:5557", **common)
+    assert plan.load_remote == RemoteWorkers(2, "127.0.0.1", 5557)
+    with pytest.raises(PlanError, match="--ats-load-remote: 'nowhere' is not HOST:PORT"):
+        build_plan(load_mode="smoke", load_remote="2@nowhere", **common)
+
+
+def test_conformance_load_hands_the_remote_workers_to_pytest(tmp_path: Path) -> None:
+    args = build_parser().parse_args(
+        ["load", "--target", "t.yaml", "--remote-workers", "2", "--master-bind", "0.0.0.0:5557"]
+    )
+    assert (args.remote_workers, args.master_bind) == (2, "0.0.0.0:5557")
+    options = RunOptions.from_args(
+        argparse.Namespace(**vars(args), load_remote="2@0.0.0.0:5557", load="smoke")
+    )
+    argv = pytest_arguments(options, tmp_path / "t.yaml", tmp_path)
+    assert argv[argv.index("--ats-load-remote") + 1] == "2@0.0.0.0:5557"
+
+
+def test_remote_workers_need_the_master_address(capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli_main(["load", "--target", "t.yaml", "--remote-workers", "2"])
+    assert status == 2
+    assert "--remote-workers and --master-bind go together" in capsys.readouterr().err
+
+
+def test_a_load_worker_needs_the_load_apps_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ATS_LOAD_SECRET", raising=False)
+    assert cli_main(["load-worker", "--master", "127.0.0.1:5557"]) == 2
+    assert "give --target FILE or set ATS_LOAD_SECRET" in capsys.readouterr().err
