@@ -2,9 +2,11 @@
 
 Each is a real HTTP server on the address the candidate is configured to call. It answers
 health, verifies the candidate's ATS chapter 3 signature on every other request (with the
-candidate's credential at that neighbour), accepts the candidate's catalog pushes
-(``{"accepted": n}``, ATS §8), answers share queries for the codes it is told it holds, and
-records every request — signature masked — for the cascade checks to judge.
+candidate's credential at that neighbour; its timestamp within 300 s, its nonce not used within
+600 s), reads request bodies framed by ``Content-Length`` or ``Transfer-Encoding: chunked``,
+accepts the candidate's catalog pushes (``{"accepted": n}``, ATS §8), answers share queries for
+the codes it is told it holds, and records every request — signature masked — for the cascade
+checks to judge.
 
 A check changes how a neighbour answers for its own duration only::
 
@@ -15,6 +17,7 @@ A check changes how a neighbour answers for its own duration only::
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -22,9 +25,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import IO, Any
 
 import requests
 
@@ -34,6 +38,16 @@ from conformance.target import Neighbours, NeighbourSpec
 # Bounds of what an emulated neighbour accepts, so that a misbehaving candidate cannot exhaust it.
 _MAX_BODY = 8 * 1024 * 1024
 _MAX_RECORDED = 10_000
+# A chunked body: its size lines and trailer lines are short, and they are few.
+_MAX_LINE = 1024
+_MAX_CHUNKS = 65_536
+_MAX_TRAILERS = 64
+# ATS-AUTH-04/05 hold for the candidate's own requests too (ATS §3): a timestamp more than 300 s
+# from the neighbour's clock, or a nonce the candidate used within 600 s, is refused.
+TIMESTAMP_WINDOW_S = 300.0
+NONCE_TTL_S = 600.0
+_TIMESTAMP = re.compile(r"[0-9]{13}")
+_NONCE = re.compile(r"[A-Za-z0-9]{16,64}")
 # A hanging neighbour gives up after this long, so that no thread outlives a check for long
 # (ATS-CAS-08 bounds the cascade timeout at 10 s and the answer at 12 s).
 HANG_S = 15.0
@@ -74,7 +88,11 @@ DEFAULT = Behaviour()
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """A request the candidate sent to an emulated neighbour, as received (signature masked)."""
+    """A request the candidate sent to an emulated neighbour, as received (signature masked).
+
+    ``verified``: the signature matches with the candidate's credential; ``stale``: why the
+    neighbour refused it nonetheless (ATS-AUTH-04/05: timestamp, nonce), else None.
+    """
 
     method: str
     target: str
@@ -83,6 +101,7 @@ class RecordedRequest:
     verified: bool
     status: int
     received_at: float
+    stale: str | None = None
 
     @property
     def path(self) -> str:
@@ -137,6 +156,8 @@ class EmulatedNeighbour:
     _stopping: threading.Event = field(default_factory=threading.Event)
     # The candidate's answers (status, error code) to the queries a ``loop`` neighbour sent back.
     loop_answers: list[tuple[int, str | None]] = field(default_factory=list)
+    # The nonces of the candidate's verified requests, by when they were first used, oldest first.
+    _nonces: dict[str, float] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -242,8 +263,42 @@ class EmulatedNeighbour:
         )
         return signing.verify(cred.secret, canonical, lower.get("x-signature", ""), method_name)
 
+    def staleness(self, headers: dict[str, str], now: float | None = None) -> str | None:
+        """Why a verified request is refused all the same (ATS-AUTH-04/05), else None; its
+        nonce counts as used from now on, whatever the answer (ATS §3)."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        now = time.time() if now is None else now
+        stamp, nonce = lower.get("x-timestamp", ""), lower.get("x-nonce", "")
+        if not _TIMESTAMP.fullmatch(stamp):
+            return f"X-Timestamp {stamp[:40]!r} is not 13 digits of epoch milliseconds (ATS §3)"
+        if not _NONCE.fullmatch(nonce):
+            return f"X-Nonce {nonce[:80]!r} is not 16 to 64 letters and digits (ATS §3)"
+        with self._lock:
+            # Oldest first: forget the nonces older than 600 s, and the oldest beyond a bound.
+            while self._nonces and (
+                len(self._nonces) >= _MAX_RECORDED
+                or next(iter(self._nonces.values())) < now - NONCE_TTL_S
+            ):
+                del self._nonces[next(iter(self._nonces))]
+            first = self._nonces.get(nonce)
+            if first is None:
+                self._nonces[nonce] = now
+        if first is not None:
+            return (
+                f"X-Nonce {nonce} was already used by the node at this neighbour "
+                f"{now - first:.0f} s before (ATS-AUTH-05: refused within {NONCE_TTL_S:g} s)"
+            )
+        skew = int(stamp) / 1000 - now
+        if abs(skew) > TIMESTAMP_WINDOW_S:
+            return (
+                f"X-Timestamp is {skew:+.0f} s from the neighbour's clock (ATS-AUTH-04: "
+                f"refused beyond {TIMESTAMP_WINDOW_S:g} s)"
+            )
+        return None
+
     def answer(self, method: str, path: str, body: bytes, verified: bool) -> tuple[int, Any]:
-        """The neighbour's ATS answer to a request in the normal behaviour (status, JSON body)."""
+        """The neighbour's ATS answer to a request in the normal behaviour (status, JSON body);
+        ``verified``: the signature verified and the request is not stale."""
         if path == "/api/v1/health" and method == "GET":
             return 200, {"status": "UP", "time": datetime.now(UTC).isoformat()}
         if not verified:
@@ -312,6 +367,63 @@ def _share_code(path: str) -> str | None:
     return None
 
 
+class _BodyRefused(Exception):
+    """A request body the neighbour does not read: malformed framing or too large."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _read_body(headers: Message, rfile: IO[bytes]) -> bytes:
+    """The request body, framed by ``Transfer-Encoding: chunked`` (RFC 9112 §6.3: it wins over
+    ``Content-Length``) or by ``Content-Length``, at most ``_MAX_BODY`` bytes."""
+    transfer_encoding = headers.get("Transfer-Encoding")
+    if transfer_encoding is not None:
+        codings = [c.strip().lower() for c in transfer_encoding.split(",")]
+        if codings[-1:] != ["chunked"]:
+            raise _BodyRefused(
+                400, "INVALID_REQUEST", f"Transfer-Encoding {transfer_encoding!r} is not chunked"
+            )
+        return _read_chunked(rfile)
+    length = str(headers.get("Content-Length", "0")).strip()
+    size = int(length) if length.isdigit() else 0
+    if size > _MAX_BODY:
+        raise _BodyRefused(413, "PAYLOAD_TOO_LARGE", f"a body of {size} bytes is too large")
+    return rfile.read(size) if size else b""
+
+
+def _read_chunked(rfile: IO[bytes]) -> bytes:
+    """A chunked body: chunks of a hexadecimal size line each, a last chunk of size 0, then
+    trailer lines up to an empty line; the sizes, lines and counts bounded."""
+    body = bytearray()
+    for _ in range(_MAX_CHUNKS):
+        line = rfile.readline(_MAX_LINE + 1)
+        digits = line.split(b";", 1)[0].strip()
+        if len(line) > _MAX_LINE or not line.endswith(b"\n") or not _is_hex(digits):
+            raise _BodyRefused(400, "INVALID_REQUEST", f"a malformed chunk size line {line[:40]!r}")
+        size = int(digits, 16)
+        if size == 0:
+            for _ in range(_MAX_TRAILERS):
+                trailer = rfile.readline(_MAX_LINE + 1)
+                if trailer in (b"\r\n", b"\n"):
+                    return bytes(body)
+                if not trailer.endswith(b"\n"):
+                    break
+            raise _BodyRefused(400, "INVALID_REQUEST", "a chunked body without its final line")
+        if len(body) + size > _MAX_BODY:
+            raise _BodyRefused(413, "PAYLOAD_TOO_LARGE", "a chunked body is too large")
+        data = rfile.read(size)
+        if len(data) != size or rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise _BodyRefused(400, "INVALID_REQUEST", "a chunk shorter than its size")
+        body += data
+    raise _BodyRefused(413, "PAYLOAD_TOO_LARGE", f"a chunked body of over {_MAX_CHUNKS} chunks")
+
+
+def _is_hex(digits: bytes) -> bool:
+    return 0 < len(digits) <= 16 and all(c in b"0123456789abcdefABCDEF" for c in digits)
+
+
 def _masked(headers: dict[str, str]) -> dict[str, str]:
     return {k: _MASK if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
 
@@ -329,21 +441,41 @@ class _Handler(BaseHTTPRequestHandler):
             # before it stopped (ATS-STAT-02: a child that stops answering).
             self.close_connection = True
             return
-        length = self.headers.get("Content-Length", "0")
-        size = int(length) if length.isdigit() else 0
-        body = self.rfile.read(min(size, _MAX_BODY)) if size else b""
         headers = dict(self.headers.items())
+        try:
+            body = _read_body(self.headers, self.rfile)
+        except _BodyRefused as exc:
+            # The rest of the body is not read: the connection cannot serve another request.
+            self.close_connection = True
+            neighbour.record(
+                RecordedRequest(
+                    self.command, self.path, _masked(headers), b"", False, exc.status, time.time()
+                )
+            )
+            request_id = self.headers.get("X-Request-Id") or uuid.uuid4().hex
+            refused = {"code": exc.code, "message": exc.message, "request_id": request_id}
+            data = json.dumps(refused).encode("utf-8")
+            self._send(exc.status, data, "application/json", {"Connection": "close"})
+            return
         path = self.path.split("?", 1)[0]
         health = path == "/api/v1/health"
         verified = not health and neighbour.verify(self.command, self.path, headers, body)
+        stale = neighbour.staleness(headers) if verified else None
         behaviour = neighbour.current()
         mode = "normal" if health else behaviour.mode
         status = {"hang": 0, "garbage": 200, "error": behaviour.status}.get(mode, 0)
         if mode == "normal" or (mode == "loop" and _share_code(path) is None):
-            status, payload = neighbour.answer(self.command, path, body, verified)
+            status, payload = neighbour.answer(self.command, path, body, verified and stale is None)
         neighbour.record(
             RecordedRequest(
-                self.command, self.path, _masked(headers), body, verified, status, time.time()
+                self.command,
+                self.path,
+                _masked(headers),
+                body,
+                verified,
+                status,
+                time.time(),
+                stale,
             )
         )
         if mode == "hang":

@@ -164,3 +164,120 @@ def test_the_parent_accepts_pushes_with_the_count(child: EmulatedNeighbour) -> N
     assert answer.status_code == 200
     assert answer.json() == {"accepted": 2}
     assert _post(child, "/api/v1/cascade/catalog", push).status_code == 403
+
+
+def _chunked(
+    neighbour: EmulatedNeighbour, path: str, framed: bytes, headers: dict[str, str]
+) -> bytes:
+    """The raw answer to a POST whose body is sent as ``framed`` chunked bytes (RFC 9112 §7.1)."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {neighbour.spec.listen}\r\n"
+        f"Transfer-Encoding: chunked\r\nConnection: close\r\n{head}\r\n"
+    ).encode() + framed
+    with socket.create_connection((neighbour.spec.host, neighbour.spec.port), 5) as s:
+        s.sendall(request)
+        s.settimeout(5)
+        answer = b""
+        for _ in range(1000):
+            data = s.recv(65536)
+            if not data:
+                break
+            answer += data
+    return answer
+
+
+def _signed(body: bytes, **kwargs: str) -> dict[str, str]:
+    return signing.sign_headers(
+        method="POST", target=QUERY, body=body, app_id=CANDIDATE.app_id, secret=CANDIDATE.secret,
+        **kwargs,
+    )  # fmt: skip
+
+
+def test_a_chunked_signed_query_is_read_whole_and_verified(child: EmulatedNeighbour) -> None:
+    # ATS-CAS-04/09: a candidate may forward with Transfer-Encoding: chunked; the signature is
+    # over the body's bytes, however framed.
+    body = json.dumps({"page": 1, "size": 5}).encode()
+    framed = (
+        b"".join([b"5;ext=1\r\n", body[:5], b"\r\n", b"%x\r\n" % len(body[5:]), body[5:], b"\r\n"])
+        + b"0\r\nX-Trailer: t\r\n\r\n"
+    )
+    with child.behaving(Behaviour(holds=frozenset({CODE}))):
+        answer = _chunked(child, QUERY, framed, _signed(body))
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    record = child.recorded(QUERY)[-1]
+    assert record.verified
+    assert record.stale is None
+    assert record.body == body
+
+
+def test_a_chunked_request_by_a_http_client_is_read(child: EmulatedNeighbour) -> None:
+    body = json.dumps({"page": 1}).encode()
+    with child.behaving(Behaviour(holds=frozenset({CODE}))):
+        answer = requests.post(
+            f"{child.url}{QUERY}",
+            data=iter([body[:3], body[3:]]),
+            headers={**_signed(body), "Content-Type": "application/json"},
+            timeout=5,
+        )
+    assert answer.status_code == 200
+    assert child.recorded(QUERY)[-1].header("Transfer-Encoding") == "chunked"
+    assert child.recorded(QUERY)[-1].verified
+
+
+@pytest.mark.parametrize(
+    ("framed", "status"),
+    [
+        pytest.param(b"zz\r\nabc\r\n0\r\n\r\n", b"400", id="a chunk size that is not hex is 400"),
+        pytest.param(b"5\r\nab\r\n0\r\n\r\n", b"400", id="a chunk shorter than its size is 400"),
+        pytest.param(b"900000\r\n", b"413", id="a chunk over the body bound is 413"),
+    ],
+)
+def test_a_malformed_or_oversized_chunked_body_is_refused(
+    child: EmulatedNeighbour, framed: bytes, status: bytes
+) -> None:
+    answer = _chunked(child, QUERY, framed, _signed(b"{}"))
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert child.recorded(QUERY)[-1].verified is False
+
+
+@pytest.mark.parametrize(
+    ("offset_s", "accepted"),
+    [
+        pytest.param(-301, False, id="a timestamp 301 s old is stale"),
+        pytest.param(301, False, id="a timestamp 301 s ahead is stale"),
+        pytest.param(-270, True, id="a timestamp 270 s old is accepted"),
+    ],
+)
+def test_the_timestamp_window_is_300_s(
+    child: EmulatedNeighbour, offset_s: int, accepted: bool
+) -> None:
+    stamp = str(int((time.time() + offset_s) * 1000))
+    body = b"{}"
+    with child.behaving(Behaviour(holds=frozenset({CODE}))):
+        answer = requests.post(
+            f"{child.url}{QUERY}", data=body, headers=_signed(body, timestamp=stamp), timeout=5
+        )
+    record = child.recorded(QUERY)[-1]
+    assert record.verified
+    assert answer.status_code == (200 if accepted else 401)
+    assert (record.stale is None) is accepted
+    if not accepted:
+        assert "ATS-AUTH-04" in str(record.stale)
+
+
+def test_a_reused_nonce_is_refused(child: EmulatedNeighbour) -> None:
+    nonce = signing.new_nonce()
+    body = b"{}"
+    with child.behaving(Behaviour(holds=frozenset({CODE}))):
+        statuses = [
+            requests.post(
+                f"{child.url}{QUERY}", data=body, headers=_signed(body, nonce=nonce), timeout=5
+            ).status_code
+            for _ in range(2)
+        ]
+    assert statuses == [200, 401]
+    first, second = child.recorded(QUERY)[-2:]
+    assert first.stale is None
+    assert "ATS-AUTH-05" in str(second.stale)
+    assert nonce in str(second.stale)
