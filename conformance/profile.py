@@ -471,6 +471,9 @@ def _check_override(name: str, place: str, clause: Clause, key: str, value: Any)
         if not valid:
             raise ProfileError(name, place, f"{clause.id} takes no parameters")
         raise ProfileError(name, place, _unknown("parameter", key, valid))
+    if clause.params[key] is None:
+        # A null default (a seed drawn per run) takes any value the schema allows it.
+        return
     expected = _json_kind(clause.params[key])
     if _json_kind(value) != expected:
         wanted = _TYPE_NAMES.get(expected, expected)

@@ -1,16 +1,18 @@
 """Checks of ATS-1.0 chapter 5 (SHR): the data sharing service.
 
 Queries go to the target file's resources and to other shared API resources of the local
-catalog (a bounded number, for the coverage of data types and semantics). Generated projections
-and filters come from hypothesis, seeded (the seed is in the evidence), with a bounded number of
-examples and no shrinking, so the request count stays bounded. The consumer app holds no unmasked
+catalog (a bounded number, for the coverage of data types and semantics). Generated queries
+combine a projection and a filter; they come from hypothesis, seeded (the evidence records the
+seed, and the clause's ``seed`` parameter in a profile reproduces them), with ``max_examples``
+cases and no shrinking, so the request count stays bounded. The consumer app holds no unmasked
 grant (ATS-PRIV-02 gives one to consumer_b only), so masking is the node's default here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -22,8 +24,10 @@ from conformance.checks._catalog_walk import CatalogWalk, fetch_entry, remember_
 from conformance.checks._expect import expect_status, request_text
 from conformance.checks._payloads import corpus
 from conformance.checks._records import (
+    RecordSet,
     approved_subscriptions,
     fetch_records,
+    generation_examples,
     generation_seed,
     items_of,
     query,
@@ -37,8 +41,6 @@ from conformance.checks._records import (
 
 # Other local resources queried for the coverage of data types and semantics.
 _MORE_RESOURCES = 8
-# Generated projections and filters per check.
-_EXAMPLES = 25
 # Records read to build expectations for filters.
 _MAX_RECORDS = 2000
 _UNDECLARED = "ats_undeclared_item"
@@ -133,34 +135,6 @@ def _settings(seed_value: int, examples: int) -> Any:
     )
 
 
-@check("ATS-SHR-02")
-def fields_select_exactly(ctx: CheckContext) -> None:
-    """``fields`` selects exactly those items; undeclared or duplicate items answer 400."""
-    code = ctx.target.resources["unconditional"]
-    items = items_of(fetch_entry(ctx, code))
-    if not items:
-        ctx.error(f"the unconditional resource {code} declares no items to select")
-    names = sorted(items)
-    found: list[str] = []
-
-    @_settings(generation_seed(ctx), _EXAMPLES)
-    @given(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
-    def probe(fields: list[str]) -> None:
-        ex = query(ctx, code, {"fields": fields, "size": 20})
-        answer = query_answer(ex, f"a query of {code} with fields {fields}")
-        found.extend(_record_findings(code, answer["items"], set(fields), items, typed=False))
-
-    probe()
-    _raise_first(ctx, found)
-    for label, body in (
-        ("an undeclared item in fields", {"fields": [names[0], _UNDECLARED]}),
-        ("an undeclared item in filter", {"filter": {_UNDECLARED: "x"}}),
-        ("a duplicate in fields", {"fields": [names[0], names[0]]}),
-    ):
-        ex = query(ctx, code, body)
-        expect_status(ex, 400, "INVALID_REQUEST", what=f"a query of {code} with {label}")
-
-
 def _record_key(record: Any) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False)
 
@@ -185,66 +159,182 @@ def _usable(value: Any, item: Mapping[str, Any]) -> bool:
     )
 
 
-@check("ATS-SHR-03")
-def filter_exact_and_conjunctive(ctx: CheckContext) -> None:
-    """``filter`` answers exactly the records equal on every pair, ``total`` their number; a
-    value of the wrong JSON type answers 400."""
-    code = ctx.target.resources["unconditional"]
-    items = items_of(fetch_entry(ctx, code))
-    every = fetch_records(
-        ctx, code, what=f"the unfiltered query of {code}", max_records=_MAX_RECORDS
-    )
-    # Records are compared on their declared items; values that break ATS-SHR-01 or ATS-SHR-06
-    # are not used as filter values (those clauses report them).
-    records = [
-        {k: v for k, v in r.items() if k in items} for r in every.records if isinstance(r, dict)
-    ]
-    # Masked values are not the real ones: filters on them are ATS-PRIV-03's to judge.
-    filterable = sorted(n for n in items if n not in every.masked)
-    if not records or not filterable:
-        ctx.error(f"{code} answers no records or only masked items to filter on")
-    found: list[str] = []
+@dataclass(frozen=True)
+class _Case:
+    """A generated query: a projection and a filter built from a record's values."""
 
-    @_settings(generation_seed(ctx), _EXAMPLES)
-    @given(
-        st.integers(0, len(records) - 1),
-        st.lists(st.sampled_from(filterable), min_size=1, max_size=3, unique=True),
-        st.booleans(),
-    )
-    def probe(index: int, names: list[str], miss: bool) -> None:
-        pairs = {n: records[index][n] for n in names if _usable(records[index].get(n), items[n])}
-        if not pairs:
-            return
-        if miss:
+    fields: list[str]
+    pairs: dict[str, Any]
+
+    def body(self) -> dict[str, Any]:
+        return {"fields": self.fields, "filter": self.pairs}
+
+    def label(self) -> str:
+        return f"fields {self.fields or 'all'} and filter on {sorted(self.pairs) or 'nothing'}"
+
+
+@dataclass
+class _Resource:
+    """The resource generated cases query: its items, its records read unfiltered, and the
+    items that answer masks (the consumer's masking does not depend on the query)."""
+
+    code: str
+    items: dict[str, dict[str, Any]]
+    records: list[dict[str, Any]]
+    masked: set[str]
+
+    def selected(self, case: _Case) -> set[str]:
+        # ATS §5: `fields: []` equals absent, every item.
+        return set(case.fields) or set(self.items)
+
+    def expected(self, case: _Case) -> list[str]:
+        """The records equal on every pair, projected on the selected items, as keys."""
+        chosen = self.selected(case)
+        return sorted(
+            _record_key({k: v for k, v in r.items() if k in chosen})
+            for r in self.records
+            if all(same_json(r.get(n), v) for n, v in case.pairs.items())
+        )
+
+
+def _resource(ctx: CheckContext) -> _Resource:
+    """The target's unconditional resource, read once a run."""
+
+    def read() -> _Resource:
+        code = ctx.target.resources["unconditional"]
+        items = items_of(fetch_entry(ctx, code))
+        every = fetch_records(
+            ctx, code, what=f"the unfiltered query of {code}", max_records=_MAX_RECORDS
+        )
+        # Records are compared on their declared items; values that break ATS-SHR-01 or
+        # ATS-SHR-06 are not used as filter values (those clauses report them).
+        records = [
+            {k: v for k, v in r.items() if k in items} for r in every.records if isinstance(r, dict)
+        ]
+        return _Resource(code, items, records, set(every.masked))
+
+    resource: _Resource = ctx.run.cached("generated-cases-resource", read)
+    if not resource.items or not resource.records:
+        ctx.error(f"{resource.code} declares no items or answers no records to generate from")
+    return resource
+
+
+def _cases(resource: _Resource) -> st.SearchStrategy[_Case]:
+    """Projections and filters together: a subset of the items (none: all) and up to three
+    pairs of one record, one of them possibly another record's value (a miss)."""
+    names = sorted(resource.items)
+    # Masked values are not the real ones: filters on them are ATS-PRIV-03's to judge.
+    filterable = [n for n in names if n not in resource.masked]
+
+    @st.composite
+    def case(draw: st.DrawFn) -> _Case:
+        fields = draw(st.lists(st.sampled_from(names), max_size=len(names), unique=True))
+        index = draw(st.integers(0, len(resource.records) - 1))
+        chosen = (
+            draw(st.lists(st.sampled_from(filterable), max_size=3, unique=True))
+            if filterable
+            else []
+        )
+        record = resource.records[index]
+        pairs = {n: record[n] for n in chosen if _usable(record.get(n), resource.items[n])}
+        if pairs and draw(st.booleans()):
             # ATS-SHR-03: a value of another record keeps the item's JSON type, data_type,
             # length and semantic, so the node must answer 200; an invented value could be of
             # the wrong type or too long, which a node may refuse with 400 (ATS-API-05).
-            name = next(iter(pairs))
+            name = draw(st.sampled_from(sorted(pairs)))
             pairs[name] = next(
                 (
                     r[name]
-                    for r in records
-                    if _usable(r.get(name), items[name]) and not same_json(r[name], pairs[name])
+                    for r in resource.records
+                    if _usable(r.get(name), resource.items[name])
+                    and not same_json(r[name], pairs[name])
                 ),
                 pairs[name],
             )
-        expected = sorted(
-            _record_key(r) for r in records if all(same_json(r.get(n), v) for n, v in pairs.items())
-        )
+        return _Case(fields, pairs)
+
+    return case()
+
+
+def _run_cases(
+    ctx: CheckContext, resource: _Resource, judge: Callable[[_Case, RecordSet], list[str]]
+) -> list[str]:
+    """The findings of ``judge`` over the generated cases (seeded, bounded, no shrinking)."""
+    found: list[str] = []
+
+    @_settings(generation_seed(ctx), generation_examples(ctx))
+    @given(_cases(resource))
+    def probe(case: _Case) -> None:
         got = fetch_records(
-            ctx, code, {"filter": pairs}, what=f"a query of {code} with filter {sorted(pairs)}",
-            max_records=_MAX_RECORDS,
+            ctx, resource.code, case.body(), what=f"a query of {resource.code} with "
+            f"{case.label()}", max_records=_MAX_RECORDS,
         )  # fmt: skip
-        shown = [{k: v for k, v in r.items() if k in items} for r in got.records]
-        if got.total != len(expected) or sorted(map(_record_key, shown)) != expected:
-            found.append(
-                f"{code}: a filter on {sorted(pairs)} answered total {got.total} with "
-                f"{len(got.records)} records; {len(expected)} of the {len(records)} records "
-                f"equal every pair (same JSON type and value)"
-            )
+        found.extend(judge(case, got))
 
     probe()
-    _raise_first(ctx, found)
+    return found
+
+
+@check("ATS-SHR-02")
+def fields_select_exactly(ctx: CheckContext) -> None:
+    """``fields`` selects exactly those items, whatever the filter, and ``masked`` lists the
+    masked items among them; undeclared or duplicate items answer 400."""
+    resource = _resource(ctx)
+    code, items = resource.code, resource.items
+
+    def judge(case: _Case, got: RecordSet) -> list[str]:
+        selected = resource.selected(case)
+        found = _record_findings(code, got.records, selected, items, typed=False)
+        # ATS §5: masked lists the sensitive items among the selected ones this answer masks,
+        # whether or not a record is returned; the consumer's masking is the same whatever
+        # the query, as the unfiltered query of every item showed it.
+        if set(got.masked) != resource.masked & selected:
+            found.append(
+                f"{code}: a query with {case.label()} answered masked {sorted(got.masked)}; "
+                f"expected {sorted(resource.masked & selected)}, the masked items among those "
+                "selected"
+            )
+        return found
+
+    _raise_first(ctx, _run_cases(ctx, resource, judge))
+    first = sorted(items)[0]
+    for label, body in (
+        ("an undeclared item in fields", {"fields": [first, _UNDECLARED]}),
+        ("an undeclared item in filter", {"filter": {_UNDECLARED: "x"}}),
+        ("a duplicate in fields", {"fields": [first, first]}),
+    ):
+        ex = query(ctx, code, body)
+        expect_status(ex, 400, "INVALID_REQUEST", what=f"a query of {code} with {label}")
+
+
+@check("ATS-SHR-03")
+def filter_exact_and_conjunctive(ctx: CheckContext) -> None:
+    """``filter`` answers exactly the records equal on every pair, whatever the projection,
+    ``total`` their number; a value of the wrong JSON type answers 400."""
+    resource = _resource(ctx)
+    code, items, records = resource.code, resource.items, resource.records
+    filterable = sorted(n for n in items if n not in resource.masked)
+    if not filterable:
+        ctx.error(f"{code} answers only masked items to filter on")
+
+    def judge(case: _Case, got: RecordSet) -> list[str]:
+        expected = resource.expected(case)
+        # The projection is ATS-SHR-02's: records are compared on the selected items only.
+        chosen = resource.selected(case)
+        shown = sorted(
+            _record_key({k: v for k, v in r.items() if k in chosen})
+            for r in got.records
+            if isinstance(r, dict)
+        )
+        if got.total == len(expected) and shown == expected:
+            return []
+        return [
+            f"{code}: a query with {case.label()} answered total {got.total} with "
+            f"{len(got.records)} records; {len(expected)} of the {len(records)} records equal "
+            "every pair (same JSON type and value)"
+        ]
+
+    _raise_first(ctx, _run_cases(ctx, resource, judge))
     for name in filterable:
         real = next((r[name] for r in records if _usable(r.get(name), items[name])), None)
         if real is None:
