@@ -40,6 +40,7 @@ REMOTE_WORKER_WAIT_S = 300
 _RESTART_PAUSE_S = 2.0
 # Locust runs a remote worker serves at most: a full stage is 1 + 7 stepped runs.
 MAX_SERVED_RUNS = 32
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "*": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
 
 
 class LoadRunError(Exception):
@@ -223,8 +224,9 @@ def run_plan(
     except LoadProfileError as exc:
         raise LoadRunError(f"the load plan is refused: {exc}") from None
     local = plan.workers if local_workers is None else local_workers
-    port = bind_port or _free_port(bind_host if bind_host != "0.0.0.0" else "127.0.0.1")
-    connect_host = "127.0.0.1" if bind_host in ("0.0.0.0", "*", "") else bind_host
+    # Local workers reach a master bound to every address through loopback.
+    connect_host = _WILDCARDS.get(bind_host, bind_host)
+    port = bind_port or _free_port(connect_host)
     run_time = int(plan.duration_s + margin_s + worker_wait_s)
     with tempfile.TemporaryDirectory(prefix="ats-load-") as folder:
         work = Path(folder)
