@@ -329,6 +329,19 @@ FAULTS: dict[str, Fault] = {
         "the catalog keyword is matched with SQL LIKE unescaped: % and _ match every entry",
         ("ATS-SEC-04",),
     ),
+    "500-on-nul-in-code": Fault(
+        "a share query whose resource code holds a NUL character answers 500 INTERNAL_ERROR",
+        ("ATS-SEC-04",),
+    ),
+    "500-on-quote-in-filter": Fault(
+        "a share query whose filter value holds a quote (') answers 500 INTERNAL_ERROR",
+        ("ATS-SEC-04",),
+    ),
+    "forward-quoted-code": Fault(
+        "a share query whose resource code holds a quote (') is forwarded to the parent "
+        "instead of answering 404",
+        ("ATS-SEC-04",),
+    ),
     "no-nosniff": Fault("responses carry no X-Content-Type-Options", ("ATS-SEC-02",)),
     "no-cache-control": Fault("responses carry no Cache-Control: no-store", ("ATS-SEC-02",)),
     "no-rate-limit": Fault("requests are never rate limited", ("ATS-SEC-03",)),

@@ -281,6 +281,14 @@ async def share_query(
     query = parse_query(body, node.faults)
     if node.faults.on("audit-records-filter-values") and query.filter:
         amend(request, detail=json.dumps(query.filter, ensure_ascii=False))
+    if node.faults.on("500-on-nul-in-code") and "\0" in resource_code:
+        raise ValueError("embedded null character in the resource code")
+    if node.faults.on("500-on-quote-in-filter") and any(
+        isinstance(v, str) and "'" in v for v in query.filter.values()
+    ):
+        raise ValueError("unterminated quoted string in the filter")
+    if node.faults.on("forward-quoted-code") and "'" in resource_code:
+        return await routing.route_share_query(request, caller, resource_code, body)
     if codes.resource_code_problem(resource_code) is not None:
         if node.faults.on("forward-malformed-code"):
             raise AtsError(

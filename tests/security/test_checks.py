@@ -34,10 +34,13 @@ def test_every_sec_and_aud_fault_is_listed() -> None:
     # The faults proven below, by name, so that the fault registry's own test finds them.
     assert sorted(FAULT_CASES) == sorted(
         [
+            "500-on-nul-in-code",
+            "500-on-quote-in-filter",
             "allow-tls1-0",
             "audit-time-on-read",
             "echo-origin-with-credentials",
             "forward-caller-headers",
+            "forward-quoted-code",
             "injectable-keyword",
             "missing-role-check",
             "mutable-audit",
