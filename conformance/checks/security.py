@@ -317,6 +317,11 @@ def rate_limit_enforced(ctx: CheckContext) -> None:
     last = max(a.answered_at for a in answers)
     time.sleep(max(0.0, last + wait - time.monotonic()))
     again = ctx.client.get(NODE, app=app, pace=False)
+    if again.status == 429:
+        ctx.fail(
+            f"a request {wait} s after Retry-After {wait} was answered {answer_text(again)}; "
+            f"expected the app served again after Retry-After"
+        )
     expect_status(again, 200, what=f"a request {wait} s after Retry-After {wait}")
     _steady(ctx, app, limit * float(ctx.params.get("steady_factor", 0.5)))
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ratestub import bad_limiter
 from secenv import SEC_AUD, Env, Pki, free_ports, start_env
 
 from conformance.checks.security import LAB_SKIP
@@ -185,6 +186,9 @@ def limited_env(request: pytest.FixtureRequest, tmp_path: Path, pki: Pki) -> Ite
 def test_rate_limit_above_200_is_assessed(limited_env: Env) -> None:
     # ATS-SEC-03: a burst of 2 × 500 is sent (the former cap was 400) and draws 429.
     verdict, reason, _ = limited_env.assess("ATS-SEC-03")
+    if verdict == "ERROR" and "could not be made" in reason:
+        # Under 500 requests per second (a loaded host) a limit of 500 need not answer 429.
+        pytest.skip(reason)
     assert verdict == "PASS", reason
 
 
@@ -243,3 +247,21 @@ def test_certificate_for_another_host_name_fails(misnamed_env: Env) -> None:
     assert verdict == "FAIL"
     assert "certificate not valid" in reason
     assert "IP address mismatch" in reason
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("strict", "a steady 10 requests per second"), ("stuck", "after Retry-After")],
+    ids=["too-strict", "never-resumes"],
+)
+def test_wrong_rate_limiter_fails(tmp_path: Path, mode: str, expected: str) -> None:
+    # ATS-SEC-03: half the limit never draws 429; after Retry-After the app is served again.
+    with bad_limiter(tmp_path, mode) as target:
+        env = Env(None, target, None, NodeClient(target))  # type: ignore[arg-type]
+        try:
+            verdict, reason, _ = env.assess("ATS-SEC-03")
+        finally:
+            env.client.close()
+    assert verdict == "FAIL", reason
+    assert expected in reason
