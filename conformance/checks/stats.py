@@ -1,9 +1,11 @@
 """Checks of ATS-1.0 chapter 10 (STAT): assessment statistics (考核指标).
 
 ATS-STAT-02 compares two reads of ``GET /api/v1/stats`` around the suite's own traffic, counted
-as it is sent. Its connectivity part needs a child the suite controls: the emulated child of the
-target file is stopped, the rate must drop below 1, and the child is started again. Without an
-emulated child that part is not assessed, and the evidence says so; the rest still decides.
+as it is sent. Its connectivity part depends on the children the node descriptor lists
+(ATS-NODE-02): without children the rate is 1 (ATS §10); with children it needs one the suite
+controls: the emulated child of the target file is stopped, the rate must drop below 1, and the
+child is started again. Without an emulated child that part cannot be assessed: the other parts
+still decide a FAIL, and otherwise the clause is not assessed, naming ``neighbours.child``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from conformance.checks._expect import expect_json_object, expect_status, reques
 from conformance.checks._records import query, query_answer
 
 STATS = "/api/v1/stats"
+NODE = "/api/v1/node"
 # Pause between reads while waiting for the node's next probe of its children.
 _POLL_S = 1.0
 
@@ -59,16 +62,42 @@ def stats_well_formed(ctx: CheckContext) -> None:
         )
 
 
-def _connectivity_drops(ctx: CheckContext) -> None:
-    """With an emulated child stopped, connectivity_rate drops below 1 within the probe bound."""
+def _declared_children(ctx: CheckContext) -> list[str] | None:
+    """The node ids of the children the node descriptor lists (ATS-NODE-02); None when the
+    descriptor does not say (ATS-NODE-02 reports that)."""
+    ex = ctx.client.get(NODE, app="consumer")
+    if ex.status != 200:
+        return None
+    try:
+        children = ex.json().get("children")
+    except (Inconclusive, AttributeError):
+        return None
+    if not isinstance(children, list):
+        return None
+    return [str(c.get("node_id")) if isinstance(c, dict) else repr(c) for c in children]
+
+
+def _connectivity(ctx: CheckContext, after: dict[str, Any]) -> str | None:
+    """The connectivity part of ATS-STAT-02: 1 without children, below 1 within the probe bound
+    once an emulated child stops. Answers why it cannot be assessed, else None."""
+    children = _declared_children(ctx)
+    if children == []:
+        if after["connectivity_rate"] != 1:
+            raise Finding(
+                f"connectivity_rate is {after['connectivity_rate']} while the node descriptor "
+                "lists no children; expected 1 for a node without children (ATS §10)"
+            )
+        ctx.note("connectivity_rate is 1 for a node without children")
+        return None
     neighbours = ctx.neighbours
     child = neighbours.child if neighbours is not None else None
     if child is None:
-        ctx.note(
-            "connectivity_rate part of ATS-STAT-02 not assessed (SKIP): the target file has no "
-            "child the suite emulates, so no child can be made to stop answering"
+        listed = ", ".join(children) if children else "children the descriptor does not list"
+        return (
+            f"the connectivity part is not assessed: the node has children ({listed}) and the "
+            "target file names no neighbours.child the suite emulates, so no child can be made "
+            "to stop answering"
         )
-        return
     bound = float(ctx.params["probe_max_age_s"]) + float(ctx.params["probe_timeout_s"]) + 5
     child.stop()
     try:
@@ -77,7 +106,7 @@ def _connectivity_drops(ctx: CheckContext) -> None:
             rate = _read_stats(ctx, judged=False)["connectivity_rate"]
             if rate < 1:
                 ctx.note(f"connectivity_rate {rate} with child {child.spec.node_id} stopped")
-                return
+                return None
             if time.monotonic() > deadline:
                 raise Finding(
                     f"connectivity_rate stayed {rate} for {bound:g} s after child "
@@ -130,9 +159,11 @@ def stats_track_activity(ctx: CheckContext) -> None:
             f"collaborative_apps is {after['collaborative_apps']} after the tester's allowed "
             "query; expected at least 1"
         )
-    _connectivity_drops(ctx)
+    missing = _connectivity(ctx, after)
     if unlisted:
         ctx.error(
             f"the local catalog list lacks {unlisted[0]} of the target file, so resources_total "
             "cannot be compared with the catalog (ATS-CAT-03 reports the list)"
         )
+    if missing:
+        ctx.not_assessed(missing)

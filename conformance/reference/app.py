@@ -312,6 +312,8 @@ async def node_stats(
         rate = 1.0
     else:
         rate = await node.connectivity.rate(node.http)
+    if node.faults.on("childless-connectivity-zero") and not node.config.children:
+        rate = 0.0
     answer = stats.stats_answer(
         period=node.calls.period,
         systems_integrated=node.config.systems_integrated,

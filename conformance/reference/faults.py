@@ -317,6 +317,9 @@ FAULTS: dict[str, Fault] = {
     "stale-connectivity": Fault(
         "children are never probed: connectivity_rate stays 1", ("ATS-STAT-02",)
     ),
+    "childless-connectivity-zero": Fault(
+        "a node without children answers connectivity_rate 0 instead of 1", ("ATS-STAT-02",)
+    ),
     # Chapter 11 — SEC
     "allow-tls1-0": Fault("an HTTPS node accepts TLS 1.0 and 1.1 handshakes", ("ATS-SEC-01",)),
     "no-hsts": Fault("HTTPS responses carry no Strict-Transport-Security", ("ATS-SEC-02",)),

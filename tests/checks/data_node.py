@@ -25,6 +25,7 @@ from conformance.checks import (
     Finding,
     Inconclusive,
     NotApplicable,
+    NotAssessed,
     RunState,
     registry,
 )
@@ -53,8 +54,12 @@ def _cred(app_id: str) -> dict[str, str]:
     return {"app_id": app_id, "secret": secrets.token_urlsafe(48)}
 
 
-def _files(folder: Path, catalog: str) -> tuple[Path, Path]:
-    """A node file and a target file naming the same apps, resources and neighbours."""
+def _files(
+    folder: Path, catalog: str, *, children: bool = True, emulate_child: bool = True
+) -> tuple[Path, Path]:
+    """A node file and a target file naming the same apps, resources and neighbours: without
+    ``children`` the node has none; without ``emulate_child`` the target file names no child
+    although the node has one (which then never answers)."""
     apps = {
         "consumer": _cred("consumer-a"),
         "consumer_b": _cred("consumer-b"),
@@ -89,13 +94,13 @@ def _files(folder: Path, catalog: str) -> tuple[Path, Path]:
                     "url": f"http://127.0.0.1:{child_port}",
                     **down,
                 }
-            ],
+            ] if children else [],
         },
         "apps": [
             *({**cred, "role": "provider-admin" if name == "admin" else "consumer"}
               for name, cred in apps.items()),
             {**as_parent, "role": "node", "bound_node": "100000"},
-            {**as_child, "role": "node", "bound_node": "330100"},
+            *([{**as_child, "role": "node", "bound_node": "330100"}] if children else []),
         ],
         "seed": {"catalog": str(seed)},
         "faults": [],
@@ -118,12 +123,18 @@ def _files(folder: Path, catalog: str) -> tuple[Path, Path]:
                 "as_parent": as_parent,
                 "candidate": up,
             },
-            "child": {
-                "listen": f"127.0.0.1:{child_port}",
-                "node_id": "330100",
-                "as_child": as_child,
-                "candidate": down,
-            },
+            **(
+                {
+                    "child": {
+                        "listen": f"127.0.0.1:{child_port}",
+                        "node_id": "330100",
+                        "as_child": as_child,
+                        "candidate": down,
+                    }
+                }
+                if children and emulate_child
+                else {}
+            ),
         },
     }
     node_path, target_path = folder / "node.yaml", folder / "target.yaml"
@@ -163,6 +174,8 @@ class DataNode:
             return "FAIL", exc.reason, ctx
         except Inconclusive as exc:
             return "ERROR", exc.reason, ctx
+        except NotAssessed as exc:
+            return "NOT_ASSESSED", exc.reason, ctx
         except NotApplicable as exc:
             return "SKIP", exc.reason, ctx
         return "PASS", "", ctx
@@ -174,10 +187,16 @@ class DataNode:
 
 @contextmanager
 def data_node(
-    folder: Path, faults: Sequence[str] = (), catalog: str = NODE_ID
+    folder: Path,
+    faults: Sequence[str] = (),
+    catalog: str = NODE_ID,
+    *,
+    children: bool = True,
+    emulate_child: bool = True,
 ) -> Iterator[DataNode]:
-    """A reference node with these faults, its emulated neighbours listening."""
-    node_path, target_path = _files(folder, catalog)
+    """A reference node with these faults, its emulated neighbours listening (see ``_files``
+    for ``children`` and ``emulate_child``)."""
+    node_path, target_path = _files(folder, catalog, children=children, emulate_child=emulate_child)
     with ExitStack() as stack:
         target = load_target(target_path)
         assert target.neighbours is not None
@@ -190,7 +209,8 @@ def data_node(
         target_path.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
         client = NodeClient(load_target(target_path))
         stack.callback(client.close)
-        _push_child_catalog(client)
+        if target.neighbours.child is not None:
+            _push_child_catalog(client)
         yield DataNode(target_path, neighbours, client)
 
 
@@ -230,6 +250,8 @@ def _push_invalid_entry(client: NodeClient) -> None:
 
 # Faults whose defect shows only after something the tests provoke (a child's push).
 PROVOCATIONS = {"accept-invalid-entry": _push_invalid_entry}
+# Faults whose defect shows only on a node without children (ATS §10: connectivity_rate 1).
+CHILDLESS = frozenset({"childless-connectivity-zero"})
 
 
 def faults_first_breaking(chapter: str) -> tuple[str, ...]:
@@ -251,7 +273,7 @@ def judge_fault(folder: Path, fault: str) -> list[str]:
 
     broken = set(FAULTS[fault].clauses)
     problems = []
-    with data_node(folder, [fault]) as node:
+    with data_node(folder, [fault], children=fault not in CHILDLESS) as node:
         if fault in PROVOCATIONS:
             PROVOCATIONS[fault](node.client)
         for clause_id, (verdict, reason) in node.verdicts(data_clauses()).items():

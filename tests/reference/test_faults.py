@@ -434,6 +434,16 @@ def _events(node: Node, request_id: str) -> list[dict]:
     return list(answer.json()["items"])
 
 
+@probe("audit-records-filter-values")
+def _(node: Node) -> None:
+    real = CATALOG["records"][POPULATION][0]["id_number"]
+    headers = {"X-Request-Id": "filtered-query-0001"}
+    target = f"/api/v1/share/{POPULATION}/query"
+    body = {"filter": {"id_number": real}}
+    node.call("POST", target, app="consumer", json_body=body, headers=headers)
+    assert [e.get("filter") for e in _events(node, "filtered-query-0001")] == [{"id_number": real}]
+
+
 @probe("no-audit-on-denied")
 def _(node: Node) -> None:
     headers = {"X-Request-Id": "denied-query-0001"}
@@ -555,6 +565,8 @@ def _cascade_tested() -> set[str]:
     text += "".join(p.read_text("utf-8") for p in Path(__file__).parent.glob("test_topology*.py"))
     # Faults of chapters 9 and 11 are proven by the checks themselves in tests/security.
     text += "".join(p.read_text("utf-8") for p in (ROOT / "tests" / "security").glob("test_*.py"))
+    # Faults shown only on a node shaped for them (no children) are proven in tests/checks.
+    text += "".join(p.read_text("utf-8") for p in (ROOT / "tests" / "checks").glob("*.py"))
     return {name for name in FAULTS if f'"{name}"' in text}
 
 
