@@ -304,6 +304,11 @@ FAULTS: dict[str, Fault] = {
         ("ATS-AUD-01", "ATS-AUD-04"),
     ),
     "no-auth-failure-audit": Fault("401 answers are not recorded as AUTH_FAILURE", ("ATS-AUD-02",)),
+    "audit-forwarder-as-origin": Fault(
+        "a query routed down from the parent is recorded with the parent's node app as "
+        "origin_app instead of X-Origin-App",
+        ("ATS-AUD-04",),
+    ),
     "mutable-audit": Fault("DELETE /api/v1/audit/events clears the audit trail", ("ATS-AUD-03",)),
     "audit-time-on-read": Fault(
         "audit events carry the time they are read instead of the time they were recorded",

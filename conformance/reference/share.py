@@ -303,7 +303,11 @@ async def share_query(
             amend(request, origin_node=origin_node, origin_app=origin_app)
         return await routing.route_share_query(request, caller, resource_code, body)
     origin = routing.origin_of(request, caller)
-    amend(request, origin_node=origin[0], origin_app=origin[1])
+    if node.faults.on("audit-forwarder-as-origin") and caller.role == "node":
+        # ATS-AUD-04 forbids this: the owner records the forwarding node's app as the origin.
+        amend(request, origin_node=origin[0], origin_app=caller.app_id)
+    else:
+        amend(request, origin_node=origin[0], origin_app=origin[1])
     if node.faults.on("slow-share-query"):
         await asyncio.sleep(_SLOW_QUERY_S)
     if node.faults.on("5xx-under-concurrency"):

@@ -38,6 +38,7 @@ def test_every_sec_and_aud_fault_is_listed() -> None:
             "500-on-nul-in-code",
             "500-on-quote-in-filter",
             "allow-tls1-0",
+            "audit-forwarder-as-origin",
             "audit-time-on-read",
             "echo-origin-with-credentials",
             "forward-caller-headers",
