@@ -118,6 +118,19 @@ def remember_entry(ctx: CheckContext, entry: dict[str, Any]) -> None:
         ctx.run.values.setdefault(_ENTRY_KEY.format(code=code), entry)
 
 
+class _CountingLog(EvidenceLog):
+    """An evidence log that keeps no exchange, only their number: the unrecorded pages of a
+    walk (a page that decides a finding is added to the clause's evidence by ``_fail``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def add(self, ex: Exchange) -> None:
+        """Counts the exchange; nothing of it is kept."""
+        self.count += 1
+
+
 class CatalogWalk:
     """A walk of the catalog list, page by page.
 
@@ -175,8 +188,10 @@ class CatalogWalk:
 
     def _pages(self) -> Iterator[tuple[int, Exchange, list[Any], int]]:
         """The pages in turn; the next one is already requested while the caller validates
-        this one, so the node's work overlaps the tester's."""
-        quiet = self._client.for_clause(EvidenceLog(self._client.target.secrets()))
+        this one, so the node's work overlaps the tester's. Pages after the first
+        ``RECORDED_PAGES`` are only counted, so that memory stays flat however long the walk."""
+        unrecorded = _CountingLog()
+        quiet = self._client.for_clause(unrecorded)
         fetched = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-walk") as pool:
             page = 1
@@ -202,6 +217,11 @@ class CatalogWalk:
                     pending = pool.submit(self._page, client, page + 1)
                 yield page, ex, items, total
                 if not more:
+                    if unrecorded.count:
+                        self._evidence.note(
+                            f"{self.label}: {page} pages walked; the first {RECORDED_PAGES} "
+                            f"are recorded, {unrecorded.count} more only counted"
+                        )
                     return
                 page += 1
 
