@@ -3,7 +3,7 @@ plain HTTP.
 
 A lab run (ATS §11: a plain-HTTP target the tester declares as such) cannot assess transport
 security: ATS-SEC-01, the HSTS part of ATS-SEC-02 and ATS-SEC-06 are then skipped with
-``LAB_SKIP`` as their reason. Outside a lab run a plain-HTTP target fails ATS-SEC-01.
+``LAB_SKIP`` as their reason. Outside a lab run a plain-HTTP target fails all three.
 """
 
 from __future__ import annotations
