@@ -251,6 +251,32 @@ class _WatchedAdapter(HTTPAdapter):
         }
 
 
+@dataclass(frozen=True)
+class BurstAnswer:
+    """One answered request of a burst: the exchange, when it was sent and when answered."""
+
+    exchange: Exchange
+    sent_at: float
+    answered_at: float
+
+
+class _SharedReader:
+    """One buffered reader for every answer of a pipelined connection: each HTTPResponse
+    reads its own answer from it and leaves the next one there (their close is ignored)."""
+
+    def __init__(self, fp: Any) -> None:
+        self._fp = fp
+
+    def makefile(self, *args: Any, **kwargs: Any) -> _SharedReader:
+        return self
+
+    def close(self) -> None:
+        """The connection, not one answer, owns the reader."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fp, name)
+
+
 @dataclass
 class _Link:
     """What the clients of one run share: the connection pool, pacing and reachability."""
@@ -460,6 +486,94 @@ class NodeClient:
             started,
         )
         return self._finish(ex, allow_transport_error)
+
+    def burst(
+        self, app: str, target: str, count: int, *, connections: int = 4
+    ) -> list[BurstAnswer]:
+        """``count`` signed ``GET target`` requests of ``app``, each with its own nonce,
+        pipelined over ``connections`` keep-alive connections: as fast as the node can take
+        them, whatever the tester's CPU (ATS-SEC-03 asks for 2 × rate_limit_per_app within
+        one second). Nothing is recorded as evidence: the caller adds the answers it judges.
+        A connection the node closes early leaves its remaining requests unanswered.
+        """
+        cred = self.target.apps[app]
+        wire_target = self.full_target(target)
+        parts = urlsplit(self.target.node.base_url)
+        address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        requests_by_connection: list[list[tuple[bytes, dict[str, str]]]] = [
+            [] for _ in range(max(1, min(connections, count)))
+        ]
+        for number in range(count):
+            headers = {
+                "Host": parts.netloc,
+                **signing.sign_headers(
+                    method="GET", target=wire_target, body=b"", app_id=cred.app_id,
+                    secret=cred.secret,
+                ),
+            }  # fmt: skip
+            head = f"GET {wire_target} HTTP/1.1\r\n" + "".join(
+                f"{k}: {v}\r\n" for k, v in headers.items()
+            )
+            batch = requests_by_connection[number % len(requests_by_connection)]
+            batch.append(((head + "\r\n").encode("utf-8"), self._masked(headers)))
+        bound = self.connect_timeout + self.read_timeout + count / 100
+        answers: list[list[BurstAnswer]] = [[] for _ in requests_by_connection]
+        threads = [
+            threading.Thread(
+                target=self._pipeline,
+                args=(address, parts.scheme == "https", wire_target, batch, answers[i], bound),
+                daemon=True,
+            )
+            for i, batch in enumerate(requests_by_connection)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(bound + 1)
+        return [answer for sent in answers for answer in sent]
+
+    def _pipeline(
+        self,
+        address: tuple[str, int],
+        tls: bool,
+        wire_target: str,
+        batch: Sequence[tuple[bytes, Mapping[str, str]]],
+        answers: list[BurstAnswer],
+        bound: float,
+    ) -> None:
+        """Writes every request of ``batch`` on one connection, then reads the answers in order."""
+        with _Deadline(bound) as deadline, contextlib.ExitStack() as stack:
+            try:
+                sock = socket.create_connection(address, timeout=self.connect_timeout)
+            except OSError:
+                return
+            try:
+                deadline.watch(sock)
+                sock.settimeout(self.read_timeout)
+                if tls:
+                    context = ssl.create_default_context(cafile=self.target.node.ca_bundle)
+                    sock = context.wrap_socket(sock, server_hostname=address[0])
+                    deadline.watch(sock)
+                sent_at = time.monotonic()
+                sock.sendall(b"".join(data for data, _ in batch))
+                fp = sock.makefile("rb")
+                stack.callback(fp.close)
+                reader = _SharedReader(fp)
+                for _, headers in batch:
+                    resp = http.client.HTTPResponse(reader, method="GET")  # type: ignore[arg-type]
+                    resp.begin()
+                    content, truncated = _bounded(resp.read1, self.max_body, sent_at + bound)
+                    sent = ("GET", wire_target, headers, b"", sent_at)
+                    answer = (resp.status, CaseInsensitiveDict(_joined(resp.getheaders())),
+                              resp.reason or "")  # fmt: skip
+                    exchange = self._answered(sent, answer, content, truncated)
+                    answers.append(BurstAnswer(exchange, sent_at, time.monotonic()))
+                    if resp.will_close:
+                        return
+            except (OSError, http.client.HTTPException, ValueError):
+                return
+            finally:
+                sock.close()
 
     # -- internals ---------------------------------------------------------------------
 
