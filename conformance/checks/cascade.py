@@ -41,11 +41,6 @@ SYNC_PATH = "/api/v1/cascade/sync"
 SHARE_PREFIX = "/api/v1/share/"
 # The body every routed query of these checks carries; the next hop must receive it unchanged.
 QUERY_BODY = {"page": 1, "size": 5}
-# What ATS §8 prescribes of a forwarded query (ATS-CAS-04 judges them all).
-ASPECTS = frozenset({"signature", "body", "request_id", "hop_limit", "origin", "route"})
-# What the parent needs to answer a query routed up (ATS-CAS-05): the node's own signature and
-# the origin it authorizes for; the other details are judged by ATS-CAS-04, -06 and -07.
-UPWARD_ASPECTS = frozenset({"signature", "origin"})
 # How many requests received by the emulated neighbours one clause's evidence shows at most.
 _RECEIVED_SHOWN = 40
 # How often a poll for a change at the parent looks again (ATS-CAS-10).
@@ -127,6 +122,8 @@ def _received_entry(
     scrub = ctx.evidence.scrub
     by = f"the emulated {neighbour.spec.role} {neighbour.spec.node_id}"
     checked = "signature verified" if rec.verified else "signature not verified"
+    if rec.stale:
+        checked += f", refused: {rec.stale}"
     answered = f"answered {rec.status}" if rec.status else "not answered"
     return {
         "received_by": by,
@@ -136,15 +133,19 @@ def _received_entry(
         "request_body": scrub(rec.body[:EVIDENCE_BODY].decode("utf-8", "replace")),
         "request_body_size": len(rec.body),
         "verified": rec.verified,
+        "stale": rec.stale,
         "status": rec.status or None,
         "summary": scrub(f"received by {by}: {rec.method} {rec.target} ({checked}, {answered})"),
     }
 
 
-def _add_received(ctx: CheckContext, since: float) -> None:
-    """Adds what the emulated neighbours received since ``since`` to the clause's evidence."""
+def _add_received(
+    ctx: CheckContext, since: float
+) -> list[tuple[RecordedRequest, EmulatedNeighbour]]:
+    """Adds what the emulated neighbours received since ``since`` to the clause's evidence, and
+    answers it."""
     if ctx.neighbours is None or _live(ctx):
-        return
+        return []
     received = sorted(
         ((r, n) for n in ctx.neighbours.all() for r in n.recorded("", since)),
         key=lambda pair: pair[0].received_at,
@@ -156,6 +157,7 @@ def _add_received(ctx: CheckContext, since: float) -> None:
             f"{len(received) - _RECEIVED_SHOWN} more requests received by the emulated "
             f"neighbours are not shown"
         )
+    return received
 
 
 def _witnessed(function: CheckFunction) -> CheckFunction:
@@ -166,10 +168,20 @@ def _witnessed(function: CheckFunction) -> CheckFunction:
     @functools.wraps(function)
     def witnessed(ctx: CheckContext) -> None:
         since = time.time()
+        received: list[tuple[RecordedRequest, EmulatedNeighbour]] = []
         try:
             function(ctx)
         finally:
-            _add_received(ctx, since)
+            received = _add_received(ctx, since)
+        # ATS chapter 3 holds for the node's own pushes and forwarded queries too (ATS-AUTH-04/05):
+        # the check that saw a stale one reports it, whatever it judged otherwise.
+        stale = [(r, n) for r, n in received if r.stale]
+        if stale:
+            rec, neighbour = stale[0]
+            ctx.fail(
+                f"the emulated {neighbour.spec.role} refused {len(stale)} request(s) of the "
+                f"node, e.g. {rec.method} {rec.target}: {rec.stale}"
+            )
 
     return witnessed
 
@@ -342,36 +354,34 @@ def _forward_problems(
     ex: Exchange,
     *,
     hop_limit: int,
-    route_in: Sequence[str],
     caller_app: str,
-    aspects: frozenset[str] = ASPECTS,
 ) -> list[str]:
-    """What in a forwarded query differs from ATS §8, among ``aspects``: ``signature`` (the
-    node's own), ``body``, ``request_id``, ``hop_limit``, ``origin`` and ``route``."""
+    """What in a forwarded query differs from ATS §8: the node's own signature, the body and
+    X-Request-Id kept, the hop limit, the origin headers and the route."""
     problems = []
     own = ctx.target.node.node_id
     app_id = rec.header("X-App-Id")
-    if "signature" in aspects and not rec.verified:
+    if not rec.verified:
         problems.append(
             f"it does not carry the node's own valid signature at the {spec.role} (X-App-Id "
             f"{app_id!r}, expected {spec.candidate.app_id!r}; ATS-CAS-09)"
         )
-    if "body" in aspects and rec.json() != QUERY_BODY:
+    if rec.stale:
+        problems.append(f"the {spec.role} refused it: {rec.stale}")
+    if rec.json() != QUERY_BODY:
         problems.append(f"its body is {rec.body[:120]!r}, expected the caller's {QUERY_BODY}")
     sent_id = _sent_request_id(ex)
-    if "request_id" in aspects and rec.header("X-Request-Id") != sent_id:
+    if rec.header("X-Request-Id") != sent_id:
         problems.append(f"X-Request-Id is {rec.header('X-Request-Id')!r}, expected {sent_id!r}")
-    if "hop_limit" in aspects and rec.header("X-Hop-Limit") != str(hop_limit):
+    if rec.header("X-Hop-Limit") != str(hop_limit):
         problems.append(f"X-Hop-Limit is {rec.header('X-Hop-Limit')!r}, expected {hop_limit}")
-    if "origin" in aspects and rec.header("X-Origin-Node") != own:
+    if rec.header("X-Origin-Node") != own:
         problems.append(f"X-Origin-Node is {rec.header('X-Origin-Node')!r}, expected {own!r}")
-    if "origin" in aspects and rec.header("X-Origin-App") != caller_app:
+    if rec.header("X-Origin-App") != caller_app:
         problems.append(f"X-Origin-App is {rec.header('X-Origin-App')!r}, expected {caller_app!r}")
-    route = route_ids(rec.header("X-Route"))
-    if "route" in aspects and route != [*route_in, own]:
-        problems.append(
-            f"X-Route is {rec.header('X-Route')!r}, expected {','.join([*route_in, own])!r}"
-        )
+    # The caller sent no X-Route: the forwarded route is the node alone.
+    if route_ids(rec.header("X-Route")) != [own]:
+        problems.append(f"X-Route is {rec.header('X-Route')!r}, expected {own!r}")
     return problems
 
 
@@ -526,6 +536,8 @@ def upward_sync_pushes_full_catalog(ctx: CheckContext) -> None:
                 f"the push does not carry the node's valid signature with its credential "
                 f"at the parent (X-App-Id {record.header('X-App-Id')!r})"
             )
+        if record.stale:
+            ctx.fail(f"the parent refused the push: {record.stale}")
         push = record.json()
         problems = schemas.validation_errors("cascade-push", push)
         if problems:
@@ -760,51 +772,55 @@ def _live_downward(ctx: CheckContext, spec: NeighbourSpec) -> None:
     )
 
 
+def _routed_as_described(
+    ctx: CheckContext, neighbour: EmulatedNeighbour, code: str, where: str
+) -> None:
+    """A query for ``code`` reaches ``neighbour`` as ATS §8 describes (own signature, body and
+    X-Request-Id kept, hop limit decremented, origin headers and route set), and the
+    neighbour's answers, a success and an error, are relayed unchanged with their X-Route."""
+    spec = neighbour.spec
+    route = f"{ctx.target.node.node_id},{spec.node_id}"
+    default_hops = int(ctx.params["default_hop_limit"])
+    caller = ctx.target.credential("consumer").app_id
+    with neighbour.behaving(Behaviour(holds=frozenset({code}))):
+        started = time.time()
+        ex = _query(ctx, code)
+        records = _forwarded(neighbour, code, started)
+        if not records:
+            ctx.fail(
+                f"a query for {code}, {where}, was answered {answer_text(ex)} and never "
+                f"reached the {spec.role} {spec.node_id}"
+            )
+        problems = _forward_problems(
+            ctx, records[-1], spec, ex, hop_limit=default_hops, caller_app=caller
+        )
+        if problems:
+            ctx.fail(f"the query forwarded to the {spec.role} for {code}: {'; '.join(problems)}")
+        _expect_relayed(
+            ctx, ex, 200, share_answer(code), route, None, f"the {spec.role}'s query answer"
+        )
+    limited = Behaviour(mode="error", status=429, code="RATE_LIMITED", retry_after="7")
+    with neighbour.behaving(limited):
+        ex = _query(ctx, code)
+        expected = error_body(limited, _sent_request_id(ex) or "")
+        _expect_relayed(ctx, ex, 429, expected, route, "7", f"the {spec.role}'s 429 answer")
+    ctx.note(
+        f"{code}: forwarded to the {spec.role} with X-Hop-Limit {default_hops}; 200 and 429 relayed"
+    )
+
+
 @check("ATS-CAS-04")
 @_witnessed
 def downward_routing_relays_answer(ctx: CheckContext) -> None:
     """A query for a child's resource is forwarded to the child as ATS §8 describes, and the
     child's answer, success or error, is relayed unchanged."""
     spec = _spec(ctx, "child", "to receive the queries the candidate routes down")
-    own = ctx.target.node.node_id
     if _live(ctx):
         _live_downward(ctx, spec)
         return
     child = _emulated(ctx, "child")
-    default_hops = int(ctx.params["default_hop_limit"])
-    caller = ctx.target.credential("consumer").app_id
     with _child_code(ctx, spec) as code:
-        with child.behaving(Behaviour(holds=frozenset({code}))):
-            started = time.time()
-            ex = _query(ctx, code)
-            records = _forwarded(child, code, started)
-            if not records:
-                ctx.fail(
-                    f"a query for {code}, held by child {spec.node_id}, was answered "
-                    f"{answer_text(ex)} and never reached the child"
-                )
-            problems = _forward_problems(
-                ctx, records[-1], spec, ex, hop_limit=default_hops, route_in=[], caller_app=caller
-            )
-            if problems:
-                ctx.fail(f"the query forwarded to the child for {code}: {'; '.join(problems)}")
-            _expect_relayed(
-                ctx,
-                ex,
-                200,
-                share_answer(code),
-                f"{own},{spec.node_id}",
-                None,
-                "the child's query answer",
-            )
-        limited = Behaviour(mode="error", status=429, code="RATE_LIMITED", retry_after="7")
-        with child.behaving(limited):
-            ex = _query(ctx, code)
-            expected = error_body(limited, _sent_request_id(ex) or "")
-            _expect_relayed(
-                ctx, ex, 429, expected, f"{own},{spec.node_id}", "7", "the child's 429 answer"
-            )
-    ctx.note(f"{code}: forwarded with X-Hop-Limit {default_hops}; 200 and 429 relayed")
+        _routed_as_described(ctx, child, code, f"held by child {spec.node_id}")
 
 
 # ATS-CAS-05 ------------------------------------------------------------------------------------
@@ -843,38 +859,9 @@ def upward_routing_to_parent(ctx: CheckContext) -> None:
         ctx.note("live mode: the forwarded request itself is not observable")
         return
     parent = _emulated(ctx, "parent")
-    caller = ctx.target.credential("consumer").app_id
-    hops = int(ctx.params.get("default_hop_limit", 7))
+    # ATS §8 routes up by the same rules as down: ATS-CAS-04's judgement, towards the parent.
+    _routed_as_described(ctx, parent, code, "outside the node's subtree")
     with parent.behaving(Behaviour(holds=frozenset({code}))):
-        started = time.time()
-        ex = _query(ctx, code)
-        records = _forwarded(parent, code, started)
-        if not records:
-            ctx.fail(
-                f"a query for {code}, outside the node's subtree, was answered "
-                f"{answer_text(ex)} and never reached the parent"
-            )
-        problems = _forward_problems(
-            ctx,
-            records[-1],
-            spec,
-            ex,
-            hop_limit=hops,
-            route_in=[],
-            caller_app=caller,
-            aspects=UPWARD_ASPECTS,
-        )
-        if problems:
-            ctx.fail(f"the query forwarded to the parent for {code}: {'; '.join(problems)}")
-        _expect_relayed(
-            ctx,
-            ex,
-            200,
-            share_answer(code),
-            f"{own},{spec.node_id}",
-            None,
-            "the parent's query answer",
-        )
         # ATS-SHR-07: a code no node holds answers 404 where routing ends — here at the parent.
         unknown = _outside_code({**_catalog(ctx, "subtree"), code: None})
         ex = _query(ctx, unknown)
@@ -1109,6 +1096,8 @@ def forwarded_request_signed_by_node(ctx: CheckContext) -> None:
             f"the forwarded request carries the caller's {' and '.join(leaked)}; expected "
             f"the node's own signature headers"
         )
+    if record.stale:
+        ctx.fail(f"the {spec.role} refused the forwarded request: {record.stale}")
     if not record.verified:
         ctx.fail(
             f"the forwarded request's signature does not verify with the node's credential "

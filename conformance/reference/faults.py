@@ -253,7 +253,7 @@ FAULTS: dict[str, Fault] = {
         ("ATS-CAS-04", "ATS-CAS-05", "ATS-SHR-07"),
     ),
     "new-request-id-on-forward": Fault(
-        "forwarded queries carry a fresh X-Request-Id", ("ATS-CAS-04", "ATS-AUD-04")
+        "forwarded queries carry a fresh X-Request-Id", ("ATS-CAS-04", "ATS-CAS-05", "ATS-AUD-04")
     ),
     "no-origin-headers": Fault(
         "forwarded queries carry no X-Origin-Node and X-Origin-App",

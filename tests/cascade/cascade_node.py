@@ -20,6 +20,7 @@ import yaml
 
 from conformance.checks import (
     CheckContext,
+    CheckFunction,
     Finding,
     Inconclusive,
     NotApplicable,
@@ -145,6 +146,10 @@ class Candidate:
 
     def check(self, clause_id: str) -> tuple[str, str, CheckContext]:
         """Run the check of ``clause_id``: verdict (PASS/FAIL/ERROR/SKIP), reason, context."""
+        return self.run_as(clause_id, registry()[clause_id].function)
+
+    def run_as(self, clause_id: str, function: CheckFunction) -> tuple[str, str, CheckContext]:
+        """Run ``function`` as the check of ``clause_id``: verdict, reason, context."""
         clause = load_profile("provincial").clause(clause_id)
         if clause_id in PARAM_OVERRIDES:
             clause = replace(clause, params={**clause.params, **PARAM_OVERRIDES[clause_id]})
@@ -159,7 +164,7 @@ class Candidate:
             neighbours=self.neighbours,
         )
         try:
-            registry()[clause_id].function(ctx)
+            function(ctx)
         except Finding as exc:
             return "FAIL", exc.reason, ctx
         except Inconclusive as exc:

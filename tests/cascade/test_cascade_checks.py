@@ -7,8 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 from cascade_node import CAS, Candidate, cascade_faults, emulated_candidate, misjudged
 
+from conformance import signing
+from conformance.checks import CheckContext, cascade
 from conformance.client import NodeClient
 from conformance.reference.faults import FAULTS
 
@@ -92,6 +95,34 @@ def test_a_target_without_neighbours_does_not_assess_the_routing_clauses(tmp_pat
     assert all(v == "SKIP" for v, _ in verdicts.values()), verdicts
     assert "neither neighbours.parent nor neighbours.child" in verdicts["ATS-CAS-06"][1]
     assert alone.skip_causes == dict.fromkeys(verdicts, "not_assessed")
+
+
+def test_a_stale_request_a_neighbour_receives_is_a_finding_of_the_check(tmp_path: Path) -> None:
+    # ATS chapter 3 holds for the candidate's own requests to its neighbours (ATS-AUTH-05): the
+    # check during which a neighbour refused a reused nonce fails, naming it.
+    path, body = "/api/v1/share/101001/330199/query", b"{}"
+
+    def reusing_a_nonce(ctx: CheckContext) -> None:
+        assert ctx.neighbours is not None
+        child = ctx.neighbours.child
+        assert child is not None
+        signed = signing.sign_headers(
+            method="POST", target=path, body=body, app_id=child.spec.candidate.app_id,
+            secret=child.spec.candidate.secret, nonce=signing.new_nonce(),
+        )  # fmt: skip
+        for _ in range(2):
+            requests.post(f"{child.url}{path}", data=body, headers=signed, timeout=5)
+
+    with emulated_candidate(tmp_path) as node:
+        verdict, reason, ctx = node.run_as("ATS-CAS-09", cascade._witnessed(reusing_a_nonce))
+        secrets = node.client.target.secrets()
+    assert verdict == "FAIL"
+    assert "the emulated child refused 1 request(s) of the node" in reason
+    assert "ATS-AUTH-05" in reason
+    received = [e for e in ctx.evidence.entries if e.get("target") == path]
+    assert [e["stale"] is None for e in received] == [True, False]
+    assert received[0]["request_headers"]["X-Signature"] == "***"
+    assert not [s for s in secrets if s in repr(received)]
 
 
 @pytest.mark.parametrize("fault", cascade_faults())
