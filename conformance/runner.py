@@ -36,6 +36,8 @@ from conformance.data import data_dir
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.plugin import PlanError, build_plan
 from conformance.profile import ProfileError
+from conformance.report.assessment import collect, write_assessment
+from conformance.report.html import AllureError, find_allure, generate_allure
 from conformance.report.model import RunReport, Verdict
 from conformance.target import TargetError, load_target
 
@@ -96,10 +98,28 @@ def run(args: argparse.Namespace) -> int:
             if target is None:
                 workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ats-")))
                 target, neighbours = stack.enter_context(embedded_target(workdir, options.quiet))
-            return _certify(options, target, neighbours)
+            status = _certify(options, target, neighbours)
+            if options.target is None:
+                _embedded_extras(options.report_dir, target)
+            return status
     except (RunError, TargetError, ProfileError, PlanError) as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return 2
+
+
+def _embedded_extras(report_dir: Path, target: Path) -> None:
+    """The embedded run is self-contained: it also writes the monthly assessment of its node
+    (read from its statistics before the node stops) and, where the allure command line is
+    installed, the allure HTML report. Neither changes the verdict."""
+    written = list(write_assessment(collect([target]), report_dir).values())
+    allure = find_allure()
+    if allure is not None:
+        try:
+            written.append(generate_allure(report_dir, allure))
+        except AllureError as exc:
+            print(f"conformance: allure HTML not written: {exc}", file=sys.stderr)
+    for path in written:
+        print(f"  {path}")
 
 
 def _writable_folder(folder: Path) -> None:

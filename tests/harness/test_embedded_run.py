@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from conformance.report.html import find_allure
+
 
 def _refused(url: str) -> bool:
     try:
@@ -44,6 +46,12 @@ def test_embedded_default_run(tmp_path: Path) -> None:
     assert created
     assert {s["status"] for s in created} <= {"APPROVED", "REJECTED", "REVOKED", "PENDING"}
     assert all(s["resource_code"] and s["app_id"] for s in created)
+    # Self-contained: the node's monthly assessment, read before it stopped, and the allure
+    # HTML where the allure command line is installed (CI installs it).
+    assessment = (reports / "assessment.csv").read_text(encoding="utf-8-sig")
+    assert "330000" in assessment
+    assert (reports / "assessment.html").is_file()
+    assert (reports / "allure-report" / "index.html").is_file() is (find_allure() is not None)
     assert "ATS-NODE-01  PASS" in done.stdout
     assert "secret" not in (reports / "report.json").read_text().lower()
     # The node process is gone: its address refuses connections.
