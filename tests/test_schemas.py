@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
 from conformance import schemas
+from conformance.checks._catalog_walk import _item_rules
 from conformance.data import data_dir
 
 CASES_DIR = Path(__file__).parent / "schema_cases"
@@ -373,3 +374,25 @@ def test_openapi_reaches_every_message_schema() -> None:
         reached |= frontier
         frontier = {s for name in frontier for s in stems(_refs(schemas.schema(name)))} - reached
     assert set(MESSAGES) <= reached, sorted(set(MESSAGES) - reached)
+
+
+ITEM_VARIANTS = [
+    {"data_type": data_type, **length, **sensitive, **mask}
+    for data_type in ("C", "N")
+    for length in ({}, {"length": 18})
+    for sensitive in ({}, {"sensitive": False}, {"sensitive": True}, {"sensitive": 1})
+    for mask in ({}, {"mask": "NAME"})
+]
+
+
+@pytest.mark.parametrize("variant", ITEM_VARIANTS, ids=lambda v: json.dumps(v, sort_keys=True))
+def test_the_walks_item_rules_decide_as_the_schema_does(variant: dict[str, Any]) -> None:
+    # The catalog walk checks the item rules in code and the rest with the schema without them
+    # (its hot path, ATS-CAT-02): together they must accept exactly what the whole schema does.
+    entry = _expand({"$base": "catalog-entry"})
+    entry["items"] = [{"name": "x", **variant}]
+    whole = schemas.is_valid("catalog-entry", entry)
+    split = not _item_rules(entry["items"]) and schemas.is_valid_without_rules_of(
+        "catalog-entry", "item", entry
+    )
+    assert split == whole
