@@ -496,7 +496,6 @@ class NodeClient:
         one second). Nothing is recorded as evidence: the caller adds the answers it judges.
         A connection the node closes early leaves its remaining requests unanswered.
         """
-        cred = self.target.apps[app]
         wire_target = self.full_target(target)
         parts = urlsplit(self.target.node.base_url)
         address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
@@ -504,13 +503,7 @@ class NodeClient:
             [] for _ in range(max(1, min(connections, count)))
         ]
         for number in range(count):
-            headers = {
-                "Host": parts.netloc,
-                **signing.sign_headers(
-                    method="GET", target=wire_target, body=b"", app_id=cred.app_id,
-                    secret=cred.secret,
-                ),
-            }  # fmt: skip
+            headers = {"Host": parts.netloc, **self.signed_headers(app, "GET", target)}
             head = f"GET {wire_target} HTTP/1.1\r\n" + "".join(
                 f"{k}: {v}\r\n" for k, v in headers.items()
             )
@@ -551,9 +544,7 @@ class NodeClient:
                 deadline.watch(sock)
                 sock.settimeout(self.read_timeout)
                 if tls:
-                    context = ssl.create_default_context(cafile=self.target.node.ca_bundle)
-                    sock = context.wrap_socket(sock, server_hostname=address[0])
-                    deadline.watch(sock)
+                    sock = self._tls(sock, address[0], deadline)
                 sent_at = time.monotonic()
                 sock.sendall(b"".join(data for data, _ in batch))
                 fp = sock.makefile("rb")
@@ -713,9 +704,7 @@ class NodeClient:
             try:
                 sock.settimeout(read)
                 if tls:
-                    context = ssl.create_default_context(cafile=self.target.node.ca_bundle)
-                    sock = context.wrap_socket(sock, server_hostname=host)
-                    deadline.watch(sock)
+                    sock = self._tls(sock, host, deadline)
                 sock.sendall(data)
                 resp = http.client.HTTPResponse(sock, method=method)
                 resp.begin()
@@ -729,6 +718,14 @@ class NodeClient:
         sent = (method, wire_target, request_headers, body, started)
         answer = (resp.status, CaseInsensitiveDict(_joined(resp.getheaders())), resp.reason or "")
         return self._answered(sent, answer, content, truncated)
+
+    def _tls(self, sock: socket.socket, host: str, deadline: _Deadline) -> ssl.SSLSocket:
+        """``sock`` wrapped in TLS for ``host`` (the target's CA bundle), watched by
+        ``deadline``: the wrapped socket, not the detached one, is what it shuts down."""
+        context = ssl.create_default_context(cafile=self.target.node.ca_bundle)
+        wrapped = context.wrap_socket(sock, server_hostname=host)
+        deadline.watch(wrapped)
+        return wrapped
 
     def _answered(
         self,
