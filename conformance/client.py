@@ -705,7 +705,10 @@ class NodeClient:
                 sock.settimeout(read)
                 if tls:
                     sock = self._tls(sock, host, deadline)
-                sock.sendall(data)
+                # A node may answer (413 for a long body) and close before it has read the
+                # whole request; its answer is already on the way and is what counts.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(data)
                 resp = http.client.HTTPResponse(sock, method=method)
                 resp.begin()
                 status = resp.status
