@@ -16,6 +16,7 @@ A check changes how a neighbour answers for its own duration only::
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, Any
+from typing import Any
 
 import requests
 
@@ -375,7 +376,7 @@ class _BodyRefused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def _read_body(headers: Message, rfile: IO[bytes]) -> bytes:
+def _read_body(headers: Message, rfile: io.BufferedIOBase) -> bytes:
     """The request body, framed by ``Transfer-Encoding: chunked`` (RFC 9112 §6.3: it wins over
     ``Content-Length``) or by ``Content-Length``, at most ``_MAX_BODY`` bytes."""
     transfer_encoding = headers.get("Transfer-Encoding")
@@ -393,7 +394,7 @@ def _read_body(headers: Message, rfile: IO[bytes]) -> bytes:
     return rfile.read(size) if size else b""
 
 
-def _read_chunked(rfile: IO[bytes]) -> bytes:
+def _read_chunked(rfile: io.BufferedIOBase) -> bytes:
     """A chunked body: chunks of a hexadecimal size line each, a last chunk of size 0, then
     trailer lines up to an empty line; the sizes, lines and counts bounded."""
     body = bytearray()

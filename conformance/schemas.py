@@ -110,37 +110,46 @@ _Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 @functools.cache
-def validator(name: str) -> Validator:
-    """The draft 2020-12 validator, with format checking, of the schema named ``name``.
+def validator(name: str, lean: bool = False) -> Validator:
+    """The draft 2020-12 validator, with format checking, of the schema named ``name`` (``lean``:
+    without its rules, see ``is_valid_without_rules``).
 
     It validates as ``Draft202012Validator`` does, except that a ``pattern``'s ``$`` ends the
     string, as in ECMA-262.
     """
     return _Validator(
-        _document(name),
+        _lean(_document(name)) if lean else _document(name),
         registry=registry(),
         format_checker=Draft202012Validator.FORMAT_CHECKER,
     )
 
 
 @functools.cache
-def _compiled(name: str, without_rules_of: str | None = None) -> Callable[[object], object]:
+def _compiled(name: str, lean: bool = False) -> Callable[[object], object]:
     by_id = {schema_id(other): schema(other) for other in names()}
     checkers = Draft202012Validator.FORMAT_CHECKER.checkers
     formats = {fmt: functools.partial(_conforms, fmt) for fmt in checkers}
     # The handler serves every $id from the packaged files: nothing is ever fetched.
     handler = functools.partial(_by_id, by_id)
-    root = schema(name)
-    if without_rules_of is not None:
-        defs = dict(root["$defs"])
-        defs[without_rules_of] = {k: v for k, v in defs[without_rules_of].items() if k != "allOf"}
-        root = {**root, "$defs": defs}
+    root = _lean(schema(name)) if lean else schema(name)
     return fastjsonschema.compile(
         root,
         handlers={"https": handler, "http": handler, "urn": handler},
         formats=formats,
         use_default=False,
     )
+
+
+def _lean(root: Mapping[str, Any]) -> dict[str, Any]:
+    """``root`` without its rules: the ``allOf`` of each of its ``$defs``, and the references
+    of its own ``allOf`` to those ``$defs`` (references to other schemas stay)."""
+    defs = {
+        key: {k: v for k, v in definition.items() if k != "allOf"}
+        for key, definition in root.get("$defs", {}).items()
+    }
+    kept = [part for part in root.get("allOf", []) if not part.get("$ref", "").startswith("#/")]
+    lean = {k: v for k, v in root.items() if k not in ("$defs", "allOf")}
+    return {**lean, **({"$defs": defs} if defs else {}), **({"allOf": kept} if kept else {})}
 
 
 def _by_id(by_id: Mapping[str, dict[str, Any]], uri: str) -> dict[str, Any]:
@@ -162,25 +171,27 @@ def is_valid(name: str, document: object) -> bool:
     return True
 
 
-def is_valid_without_rules_of(name: str, definition: str, document: object) -> bool:
-    """Whether ``document`` is valid against schema ``name`` with the ``allOf`` rules of its
-    ``$defs/definition`` left out: for a caller that checks those rules itself, faster (each
-    ``if`` a valid document does not meet costs the compiled validator an exception)."""
+def is_valid_without_rules(name: str, document: object) -> bool:
+    """Whether ``document`` is valid against schema ``name`` without its rules: the ``allOf``
+    of its ``$defs`` and its own ``allOf`` references to them. For a caller that checks those
+    rules in code, faster: each ``if`` a valid document does not meet costs the compiled
+    validator an exception."""
     try:
-        _compiled(name, definition)(document)
+        _compiled(name, lean=True)(document)
     except fastjsonschema.JsonSchemaValueException:
         return False
     return True
 
 
-def validation_errors(name: str, document: object) -> list[str]:
-    """The errors of ``document`` against schema ``name``, one line each: JSON path, message.
+def validation_errors(name: str, document: object, *, lean: bool = False) -> list[str]:
+    """The errors of ``document`` against schema ``name`` (``lean``: without its rules), one
+    line each: JSON path, message.
 
     An empty list means the document is valid. Lines come sorted by path, so a report is stable.
     """
-    if is_valid(name, document):
+    if (is_valid_without_rules if lean else is_valid)(name, document):
         return []
-    errors = validator(name).iter_errors(document)
+    errors = validator(name, lean).iter_errors(document)
     return sorted(_one_line(f"{error.json_path}: {error.message}") for error in errors)
 
 

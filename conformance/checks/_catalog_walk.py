@@ -334,17 +334,18 @@ class EntryRules:
         """What an entry breaks of the table's rules; empty when it keeps them all."""
         entry = without_null_options(entry)
         code = _code_of(entry)
-        found = self._coded(entry)
-        # The item rules of the schema are checked in _item_rules, once per item and without
-        # the compiled validator's exception per unmet `if`: the walk's hot path (ATS-CAT-02).
-        if not found and schemas.is_valid_without_rules_of("catalog-entry", "item", entry):
+        # The rules of catalog-entry.schema.json are checked in code, with the schema's fields
+        # and enumerations checked without them: no exception of the compiled validator per
+        # `if` an entry does not meet, on the walk's hot path (ATS-CAT-02).
+        found = self.coded_problems(entry)
+        if not found and schemas.is_valid_without_rules("catalog-entry", entry):
             return []
-        if not found:
-            found = schemas.validation_errors("catalog-entry", entry)
+        found += schemas.validation_errors("catalog-entry", entry, lean=True)
         return [f"entry {code}: {line}" for line in found]
 
-    def _coded(self, entry: Mapping[str, Any]) -> list[str]:
-        """The rules JSON Schema cannot express, plus the clearest wording of code structure."""
+    def coded_problems(self, entry: Mapping[str, Any]) -> list[str]:
+        """The rules checked in code: those JSON Schema cannot express, and the rules of
+        catalog-entry.schema.json (its ``allOf``s), in the clearest wording."""
         found: list[str] = []
         classification = entry.get("classification")
         ctype = classification.get("type") if isinstance(classification, dict) else None
@@ -378,6 +379,7 @@ class EntryRules:
             if repeated:
                 found.append(f"items: name {repeated[0]!r} appears more than once; expected unique")
             found.extend(_item_rules(items))
+        found.extend(_kind_rules(entry))
         found.extend(self._dates(entry))
         return found
 
@@ -420,6 +422,26 @@ def _item_rules(items: Sequence[Any]) -> list[str]:
             found.append(f"{where}: sensitive without mask; expected a mask")
         if "mask" in item and item.get("sensitive") is not True:
             found.append(f"{where}: a mask on an item that is not sensitive; expected sensitive")
+    return found
+
+
+def _kind_rules(entry: Mapping[str, Any]) -> list[str]:
+    """Two rules of the ``allOf`` of catalog-entry.schema.json, kept the same: a NOT_SHARED
+    resource is not open, and a DATABASE or SELF_DESCRIBING one declares an item."""
+    found = []
+    share, opened, fmt = entry.get("share"), entry.get("open"), entry.get("format")
+    if (
+        isinstance(share, dict)
+        and share.get("type") == "NOT_SHARED"
+        and isinstance(opened, dict)
+        and "open" in opened
+        and opened["open"] is not False
+    ):
+        found.append(f"open.open is {opened['open']!r} for a NOT_SHARED resource; expected false")
+    kind = fmt.get("kind") if isinstance(fmt, dict) else None
+    items = entry.get("items")
+    if kind in ("DATABASE", "SELF_DESCRIBING") and isinstance(items, list) and not items:
+        found.append(f"items is empty for format.kind {kind}; expected at least one item")
     return found
 
 

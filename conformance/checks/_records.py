@@ -122,7 +122,7 @@ def sensitive_items(entry: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _real_values(ctx: CheckContext) -> dict[str, str]:
-    return ctx.run.cached(_REAL_VALUES, dict)  # type: ignore[no-any-return]
+    return ctx.run.cached(_REAL_VALUES, dict)
 
 
 def known_real_values(ctx: CheckContext) -> list[str]:
@@ -263,7 +263,7 @@ def real_records(ctx: CheckContext, code: str) -> RecordSet:
         records = [r for r in answer["items"] if isinstance(r, dict)]
         return RecordSet(records, answer["total"], list(answer["masked"]))
 
-    return ctx.run.cached(_REAL_RECORDS.format(code=code), read)  # type: ignore[no-any-return]
+    return ctx.run.cached(_REAL_RECORDS.format(code=code), read)
 
 
 def query_answer(ex: Exchange, what: str) -> dict[str, Any]:

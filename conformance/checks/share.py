@@ -237,7 +237,7 @@ def _cases(resource: _Resource) -> st.SearchStrategy[_Case]:
         )
         record = resource.records[index]
         pairs = {n: record[n] for n in chosen if _usable(record.get(n), resource.items[n])}
-        if pairs and draw(st.booleans()):
+        if pairs and draw(st.booleans()) is True:
             # ATS-SHR-03: a value of another record keeps the item's JSON type, data_type,
             # length and semantic, so the node must answer 200; an invented value could be of
             # the wrong type or too long, which a node may refuse with 400 (ATS-API-05).
