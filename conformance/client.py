@@ -321,6 +321,11 @@ class NodeClient:
         """A client sharing this one's connections and pacing, recording into ``evidence``."""
         return NodeClient(self.target, evidence, max_body=self.max_body, _link=self._link)
 
+    def for_target(self, target: Target) -> NodeClient:
+        """A client of the same node, connections, pacing and evidence, naming the credentials
+        of ``target`` (the same node with other neighbours)."""
+        return NodeClient(target, self.evidence, max_body=self.max_body, _link=self._link)
+
     def close(self) -> None:
         """Closes the pooled connections."""
         self._link.session.close()

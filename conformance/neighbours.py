@@ -549,10 +549,12 @@ class NeighbourSet:
 
 
 def start_neighbours(neighbours: Neighbours) -> NeighbourSet:
-    """Starts the emulated neighbours of a target; a taken address raises ``OSError``."""
+    """Starts the neighbours of a target the suite emulates (in live mode only its
+    ``emulated_child``); a taken address raises ``OSError``."""
+    emulated = neighbours.emulated()
     started = NeighbourSet(
-        parent=EmulatedNeighbour(neighbours.parent) if neighbours.parent else None,
-        child=EmulatedNeighbour(neighbours.child) if neighbours.child else None,
+        parent=EmulatedNeighbour(emulated.parent) if emulated.parent else None,
+        child=EmulatedNeighbour(emulated.child) if emulated.child else None,
     )
     try:
         for neighbour in started.all():

@@ -359,7 +359,7 @@ class AtsSession:
     def neighbours(self) -> NeighbourSet | None:
         """The emulated neighbours, started on first use unless the runner provided them."""
         target_neighbours = self.plan.target.neighbours
-        if self._neighbours is None and target_neighbours and not target_neighbours.live:
+        if self._neighbours is None and target_neighbours and target_neighbours.emulated().specs():
             provided = self.config.pluginmanager.get_plugin("ats_neighbours")
             if isinstance(provided, NeighbourSet):
                 self._neighbours = provided

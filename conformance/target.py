@@ -92,11 +92,27 @@ class NeighbourSpec:
 
 @dataclass(frozen=True)
 class Neighbours:
-    """The candidate's parent and child; ``live`` when they are real nodes, not emulated."""
+    """The candidate's parent and child; ``live`` when they are real nodes, not emulated.
+
+    ``emulated_child`` (live mode only) is a further child the candidate is wired to, at an
+    address where the suite emulates it: the one neighbour a live run can make refuse, hang or
+    stop, and whose received requests it sees (ATS-CAS-08, -09, ATS-STAT-02).
+    """
 
     parent: NeighbourSpec | None
     child: NeighbourSpec | None
     live: bool = False
+    emulated_child: NeighbourSpec | None = None
+
+    def specs(self) -> list[NeighbourSpec]:
+        """Every neighbour the file names."""
+        return [s for s in (self.parent, self.child, self.emulated_child) if s is not None]
+
+    def emulated(self) -> Neighbours:
+        """The neighbours the suite emulates: all of them, or in live mode the emulated child."""
+        if not self.live:
+            return self
+        return Neighbours(parent=None, child=self.emulated_child)
 
 
 @dataclass(frozen=True)
@@ -145,9 +161,8 @@ class Target:
         """Every secret of the file, for scrubbing them from anything the suite writes."""
         creds = list(self.apps.values())
         if self.neighbours is not None:
-            for spec in (self.neighbours.parent, self.neighbours.child):
-                if spec is not None:
-                    creds += [spec.at_candidate, spec.candidate]
+            for spec in self.neighbours.specs():
+                creds += [spec.at_candidate, spec.candidate]
         return tuple(sorted({c.secret for c in creds}, key=len, reverse=True))
 
     def public(self) -> dict[str, Any]:
@@ -274,8 +289,8 @@ def _node(reader: _Reader, value: Any, folder: Path) -> NodeSpec:
     )
 
 
-def _neighbour(reader: _Reader, value: Any, role: str) -> NeighbourSpec:
-    place = f"neighbours.{role}"
+def _neighbour(reader: _Reader, value: Any, role: str, member: str = "") -> NeighbourSpec:
+    place = f"neighbours.{member or role}"
     own = "as_parent" if role == "parent" else "as_child"
     data = reader.mapping(value, place, ("listen", "node_id", own, "candidate"))
     for key in ("listen", "node_id", own, "candidate"):
@@ -293,6 +308,32 @@ def _neighbour(reader: _Reader, value: Any, role: str) -> NeighbourSpec:
         at_candidate=reader.credential(data[own], f"{place}.{own}"),
         candidate=reader.credential(data["candidate"], f"{place}.candidate"),
     )
+
+
+def _neighbours(reader: _Reader, value: Any) -> Neighbours:
+    data = reader.mapping(value, "neighbours", ("parent", "child", "live", "emulated_child"))
+    live = reader.flag(data.get("live"), "neighbours.live")
+    spare = None
+    if data.get("emulated_child"):
+        if not live:
+            raise reader.fail(
+                "neighbours.emulated_child",
+                "is for live mode only (live: true); without it neighbours.child is emulated",
+            )
+        spare = _neighbour(reader, data["emulated_child"], "child", "emulated_child")
+    neighbours = Neighbours(
+        parent=_neighbour(reader, data["parent"], "parent") if data.get("parent") else None,
+        child=_neighbour(reader, data["child"], "child") if data.get("child") else None,
+        live=live,
+        emulated_child=spare,
+    )
+    real = neighbours.child
+    if spare is not None and real is not None and spare.node_id == real.node_id:
+        raise reader.fail(
+            "neighbours.emulated_child.node_id",
+            f"is {spare.node_id!r}, the real child's id; expected another child's",
+        )
+    return neighbours
 
 
 def _iter_apps(reader: _Reader, value: Any) -> Iterator[tuple[str, AppCredential]]:
@@ -353,12 +394,7 @@ def load_target(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         resources[role] = reader.string(code, f"resources.{role}")
     neighbours = None
     if top.get("neighbours") is not None:
-        data = reader.mapping(top["neighbours"], "neighbours", ("parent", "child", "live"))
-        neighbours = Neighbours(
-            parent=_neighbour(reader, data["parent"], "parent") if data.get("parent") else None,
-            child=_neighbour(reader, data["child"], "child") if data.get("child") else None,
-            live=reader.flag(data.get("live"), "neighbours.live"),
-        )
+        neighbours = _neighbours(reader, top["neighbours"])
     return Target(
         node=node,
         apps=apps,

@@ -4,9 +4,11 @@ The checks stand the candidate between its neighbours. With emulated neighbours
 (``conformance.neighbours``) they see every request the candidate sends up or down and can make
 a neighbour refuse, fail, hang or loop. In live mode (``neighbours.live``: the real parent and
 child of a topology) they judge what the candidate's answers and the real parent's catalog
-show, and report as not assessed, with the reason, what only a misbehaving neighbour could
-provoke. A clause that applies to the node's level but needs a neighbour the target file does
-not name is not assessed either: the run cannot certify without it.
+show; what only a misbehaving neighbour could provoke, or only the next hop could see, they
+judge with the target's ``emulated_child``, a further child the candidate is wired to, or
+report as not assessed, with the reason, when the file names none. A clause that applies to the
+node's level but needs a neighbour the target file does not name is not assessed either: the
+run cannot certify without it.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from conformance.neighbours import (
     error_body,
     share_answer,
 )
-from conformance.target import NeighbourSpec
+from conformance.target import Neighbours, NeighbourSpec
 
 PUSH_PATH = "/api/v1/cascade/catalog"
 SYNC_PATH = "/api/v1/cascade/sync"
@@ -75,6 +77,22 @@ def in_subtree(node_id: str, root: str) -> bool:
 
 def _live(ctx: CheckContext) -> bool:
     return bool(ctx.target.neighbours and ctx.target.neighbours.live)
+
+
+def _with_emulated_child(ctx: CheckContext, why: str) -> CheckContext:
+    """Live mode: the check's context with the target's ``emulated_child`` as the candidate's
+    only neighbour, for what a real neighbour cannot show (``why``); not assessed when the
+    target file names none."""
+    neighbours = ctx.target.neighbours
+    spare = neighbours.emulated_child if neighbours is not None else None
+    if spare is None:
+        ctx.not_assessed(
+            f"live mode: {why}, and the target file names no neighbours.emulated_child (a "
+            f"child the candidate is wired to, emulated by the suite)"
+        )
+    target = replace(ctx.target, neighbours=Neighbours(parent=None, child=spare))
+    ctx.note(f"live mode: judged with the emulated child {spare.node_id} at {spare.listen}")
+    return replace(ctx, target=target, client=ctx.client.for_target(target))
 
 
 def _spec(ctx: CheckContext, role: str, purpose: str) -> NeighbourSpec:
@@ -144,7 +162,7 @@ def _add_received(
 ) -> list[tuple[RecordedRequest, EmulatedNeighbour]]:
     """Adds what the emulated neighbours received since ``since`` to the clause's evidence, and
     answers it."""
-    if ctx.neighbours is None or _live(ctx):
+    if ctx.neighbours is None:
         return []
     received = sorted(
         ((r, n) for n in ctx.neighbours.all() for r in n.recorded("", since)),
@@ -1022,9 +1040,8 @@ def failing_next_hop_answered(ctx: CheckContext) -> None:
     """A refusing, 401, failing or non-ATS next hop gives 502, a silent one 504, within 12 s,
     and the node stays healthy."""
     if _live(ctx):
-        ctx.not_assessed(
-            "live mode: a real neighbour cannot be made to refuse, fail, answer garbage or "
-            "hang, and the node cannot be pointed at an emulated one"
+        ctx = _with_emulated_child(
+            ctx, "a real neighbour cannot be made to refuse, fail, answer garbage or hang"
         )
     within = float(ctx.params["answer_within_s"])
     cases = [
@@ -1070,8 +1087,8 @@ def failing_next_hop_answered(ctx: CheckContext) -> None:
 def forwarded_request_signed_by_node(ctx: CheckContext) -> None:
     """A forwarded request carries the forwarding node's own signature, never the caller's."""
     if _live(ctx):
-        ctx.not_assessed(
-            "live mode: the request the node forwards to a real neighbour is not observable"
+        ctx = _with_emulated_child(
+            ctx, "the request the node forwards to a real neighbour is not observable"
         )
     caller = ctx.target.credential("consumer")
     with _holding(ctx) as (neighbour, code):

@@ -5,7 +5,8 @@ as it is sent. Its connectivity part depends on the children the node descriptor
 (ATS-NODE-02): without children the rate is 1 (ATS §10); with children it needs one the suite
 controls: the emulated child of the target file is stopped, the rate must drop below 1, and the
 child is started again. Without an emulated child that part cannot be assessed: the other parts
-still decide a FAIL, and otherwise the clause is not assessed, naming ``neighbours.child``.
+still decide a FAIL, and otherwise the clause is not assessed, naming ``neighbours.child``
+(``neighbours.emulated_child`` in live mode).
 """
 
 from __future__ import annotations
@@ -93,10 +94,15 @@ def _connectivity(ctx: CheckContext, after: dict[str, Any]) -> str | None:
     child = neighbours.child if neighbours is not None else None
     if child is None:
         listed = ", ".join(children) if children else "children the descriptor does not list"
+        member = (
+            "neighbours.emulated_child"
+            if ctx.target.neighbours is not None and ctx.target.neighbours.live
+            else "neighbours.child"
+        )
         return (
             f"the connectivity part is not assessed: the node has children ({listed}) and the "
-            "target file names no neighbours.child the suite emulates, so no child can be made "
-            "to stop answering"
+            f"target file names no {member} the suite emulates, so no child can be made to "
+            "stop answering"
         )
     bound = float(ctx.params["probe_max_age_s"]) + float(ctx.params["probe_timeout_s"]) + 5
     child.stop()

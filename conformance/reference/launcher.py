@@ -1,8 +1,9 @@
 """The reference topology: four real nodes on loopback, each its own process, wired per ATS §0/§8.
 
 `conformance serve` without `--node` starts national, a department, provincial and municipal
-nodes, writes a target file for certifying the provincial node against its real neighbours and
-runs until interrupted; with `--node` it runs one node. Tests and benchmarks use
+nodes, writes a target file for certifying the provincial node against its real neighbours
+(and the child slot the suite emulates beside them, fixtures/topology.yaml) and runs until
+interrupted; with `--node` it runs one node. Tests and benchmarks use
 `start_topology` and `start_node`.
 """
 
@@ -55,6 +56,8 @@ class TopologyNode:
     parent: str | None
     port_offset: int
     systems_integrated: int
+    # Wired into its parent, never started: the child slot a live run emulates.
+    emulated: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,13 @@ class TopologyPlan:
         return next(n for n in self.nodes if n.node_id == node_id)
 
     def children(self, node_id: str) -> tuple[TopologyNode, ...]:
-        """The nodes whose parent is this node."""
+        """The nodes whose parent is this node, the emulated slots among them."""
         return tuple(n for n in self.nodes if n.parent == node_id)
+
+    @property
+    def started(self) -> tuple[TopologyNode, ...]:
+        """The nodes that run, every node but the emulated slots."""
+        return tuple(n for n in self.nodes if not n.emulated)
 
 
 @dataclass
@@ -116,6 +124,20 @@ class Topology:
             if app["app_id"] == app_id:
                 return str(app["secret"])
         raise KeyError(f"{app_id} is not registered at {node_id}")
+
+    def wired_child(self, node_id: str, child_id: str) -> Mapping[str, Any]:
+        """The entry of a child in a node's `children` list: its URL and the node's credential
+        there."""
+        children = self.configs[node_id]["node"]["children"]
+        return next(c for c in children if c["node_id"] == child_id)
+
+    def address(self, node_id: str) -> str:
+        """Where a node answers; for an emulated slot, where the suite emulates it."""
+        node = self.plan.node(node_id)
+        if node.emulated and node.parent is not None:
+            url = self.wired_child(node.parent, node_id)["url"]
+            return f"{url} (emulated by the suite during a live run)"
+        return self.url(node_id)
 
     @property
     def department_id(self) -> str:
@@ -166,6 +188,7 @@ def load_plan(department_id: str | None = None) -> TopologyPlan:
             parent=None if n["parent"] is None else str(n["parent"]),
             port_offset=int(n["port_offset"]),
             systems_integrated=int(n["systems_integrated"]),
+            emulated=bool(n.get("emulated", False)),
         )
         for n in raw["nodes"]
     )
@@ -233,11 +256,12 @@ def node_files(
 
     Every neighbour pair is wired both ways: the child's `node` app at the parent is the
     child's `parent` credential, and the parent's `node` app at the child is the parent's
-    credential in its `children` list (ATS §8: each node signs with its own node app).
+    credential in its `children` list (ATS §8: each node signs with its own node app). An
+    emulated slot has no file: only its parent's side of the wiring exists.
     """
     timeout = plan.cascade_timeout_s if cascade_timeout_s is None else cascade_timeout_s
     files: dict[str, dict[str, Any]] = {}
-    for n in plan.nodes:
+    for n in plan.started:
         apps = [{**app, "secret": _secret()} for app in plan.apps.values()]
         files[n.node_id] = {
             "node": {
@@ -259,14 +283,8 @@ def node_files(
     for n in plan.nodes:
         if n.parent is None:
             continue
-        child, parent = files[n.node_id], files[n.parent]
+        parent = files[n.parent]
         up, down = _secret(), _secret()
-        child["node"]["parent"] = {
-            "node_id": n.parent,
-            "url": f"http://{host}:{ports[n.parent]}",
-            "app_id": f"node-{n.node_id}",
-            "secret": up,
-        }
         parent["apps"].append(
             {"app_id": f"node-{n.node_id}", "secret": up, "role": "node", "bound_node": n.node_id}
         )
@@ -280,6 +298,16 @@ def node_files(
                 "secret": down,
             }
         )
+        # An emulated slot's side of the pair is in the target file (neighbours.emulated_child).
+        child = files.get(n.node_id)
+        if child is None:
+            continue
+        child["node"]["parent"] = {
+            "node_id": n.parent,
+            "url": f"http://{host}:{ports[n.parent]}",
+            "app_id": f"node-{n.node_id}",
+            "secret": up,
+        }
         child["apps"].append(
             {"app_id": f"node-{n.parent}", "secret": down, "role": "node", "bound_node": n.parent}
         )
@@ -487,14 +515,17 @@ def _target_for(topology: Topology, candidate: str) -> dict[str, Any]:
             "as_parent": _credential(topology, candidate, f"node-{me.parent}"),
             "candidate": _credential(topology, me.parent, f"node-{candidate}"),
         }
-    children = plan.children(candidate)
-    if children:
-        child = children[0].node_id
-        neighbours["child"] = {
-            "listen": topology.configs[child]["node"]["listen"],
-            "node_id": child,
-            "as_child": _credential(topology, candidate, f"node-{child}"),
-            "candidate": _credential(topology, child, f"node-{candidate}"),
+    # The first real child, and the first emulated slot the suite stands in for (live mode).
+    for child in plan.children(candidate):
+        member = "emulated_child" if child.emulated else "child"
+        if member in neighbours:
+            continue
+        wired = topology.wired_child(candidate, child.node_id)
+        neighbours[member] = {
+            "listen": wired["url"].removeprefix("http://"),
+            "node_id": child.node_id,
+            "as_child": _credential(topology, candidate, f"node-{child.node_id}"),
+            "candidate": {"app_id": wired["app_id"], "secret": wired["secret"]},
         }
     return target
 
@@ -538,7 +569,7 @@ def serve(args: argparse.Namespace) -> int:
             return 2
         with topology:
             for n in plan.nodes:
-                print(f"{n.level:<10} {n.node_id:<18} {topology.url(n.node_id)}", flush=True)
+                print(f"{n.level:<10} {n.node_id:<18} {topology.address(n.node_id)}", flush=True)
             out = topology.write_target(args.target_out)
             print(f"target file for {plan.candidate}: {out}", flush=True)
             print(f"node files and logs: {workdir}", flush=True)

@@ -136,7 +136,8 @@ def _files(folder: Path) -> tuple[Path, Path]:
 
 @dataclass
 class Candidate:
-    """A running candidate node, its client, its emulated neighbours (none in live mode)."""
+    """A running candidate node, its client, its emulated neighbours (in live mode only the
+    emulated child slot)."""
 
     client: NodeClient
     neighbours: NeighbourSet | None
@@ -235,17 +236,29 @@ def candidate_target(folder: Path, faults: Sequence[str] = ()) -> Iterator[Path]
 
 
 @contextmanager
-def live_candidate(folder: Path, faults: Sequence[str] = ()) -> Iterator[Candidate]:
-    """The provincial node of the reference topology, certified against its real neighbours."""
-    with start_topology(
-        folder, faults={NODE_ID: list(faults)}, cascade_timeout_s=CASCADE_TIMEOUT_S
-    ) as topology:
-        target_path = topology.write_target(folder / "target.yaml")
-        client = NodeClient(load_target(target_path))
-        try:
-            yield Candidate(client, None)
-        finally:
-            client.close()
+def live_candidate(
+    folder: Path, faults: Sequence[str] = (), *, emulated_child: bool = True
+) -> Iterator[Candidate]:
+    """The provincial node of the reference topology, certified against its real neighbours
+    and, unless ``emulated_child`` is false, the child slot the suite emulates beside them."""
+    with ExitStack() as stack:
+        topology = stack.enter_context(
+            start_topology(
+                folder, faults={NODE_ID: list(faults)}, cascade_timeout_s=CASCADE_TIMEOUT_S
+            )
+        )
+        document = topology.target()
+        if not emulated_child:
+            del document["neighbours"]["emulated_child"]
+        target_path = folder / "target.yaml"
+        target_path.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
+        target = load_target(target_path)
+        assert target.neighbours is not None
+        neighbours = start_neighbours(target.neighbours)
+        stack.callback(neighbours.stop)
+        client = NodeClient(target)
+        stack.callback(client.close)
+        yield Candidate(client, neighbours)
 
 
 def cascade_faults() -> tuple[str, ...]:

@@ -53,6 +53,11 @@ def test_a_missing_environment_variable_is_named() -> None:
         load_target(EXAMPLE, env)
 
 
+def _child(node_id: str, port: int) -> dict[str, object]:
+    cred = {"app_id": f"node-{node_id}", "secret": "s" * 40}
+    return {"listen": f"127.0.0.1:{port}", "node_id": node_id, "as_child": cred, "candidate": cred}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -66,6 +71,24 @@ def test_a_missing_environment_variable_is_named() -> None:
         (lambda d: d["apps"].pop("consumer_b"), r"apps\.consumer_b: is missing"),
         (lambda d: d["resources"].pop("population"), r"resources\.population: is missing"),
         (lambda d: d.update(timeouts={"read_s": -1}), r"timeouts\.read_s: must be a number"),
+        (
+            lambda d: d.update(neighbours={"emulated_child": _child("330200", 9)}),
+            r"neighbours\.emulated_child: is for live mode only",
+        ),
+        (
+            lambda d: d.update(
+                neighbours={
+                    "live": True,
+                    "child": _child("330100", 9),
+                    "emulated_child": _child("330100", 10),
+                }
+            ),
+            r"neighbours\.emulated_child\.node_id: is '330100', the real child's id",
+        ),
+        (
+            lambda d: d.update(neighbours={"live": True, "emulated_child": {"node_id": "330200"}}),
+            r"neighbours\.emulated_child\.listen: is missing",
+        ),
     ],
     ids=[
         "a missing base URL is named",
@@ -75,6 +98,9 @@ def test_a_missing_environment_variable_is_named() -> None:
         "a missing required app is named",
         "a missing resource role is named",
         "a negative timeout is refused",
+        "an emulated child outside live mode is refused",
+        "an emulated child with the real child's id is refused",
+        "an emulated child's missing member is named",
     ],
 )
 def test_a_broken_target_file_is_one_line_naming_the_place(
@@ -136,3 +162,23 @@ def test_run_with_a_missing_secret_variable_exits_2(
     assert status == 2
     assert err.strip().count("\n") == 0
     assert "ATS_CONSUMER_SECRET} is not set in the environment" in err
+
+
+def test_an_emulated_child_is_emulated_in_live_mode_and_its_secrets_scrubbed(
+    write_target: Callable[..., Path],
+) -> None:
+    path = write_target("http://127.0.0.1:9")
+    document = yaml.safe_load(path.read_text())
+    spare = _child("330200", 10)
+    spare["candidate"] = {"app_id": "node-330000", "secret": "c" * 48}
+    document["neighbours"] = {"live": True, "child": _child("330100", 9), "emulated_child": spare}
+    path.write_text(yaml.safe_dump(document))
+    neighbours = load_target(path).neighbours
+    assert neighbours is not None
+    assert neighbours.emulated_child is not None
+    # Live mode: the real child is not emulated, the emulated child is, in the child's role.
+    emulated = neighbours.emulated()
+    assert (emulated.parent, emulated.child) == (None, neighbours.emulated_child)
+    assert emulated.child.role == "child"
+    assert emulated.child.listen == "127.0.0.1:10"
+    assert {"s" * 40, "c" * 48} <= set(load_target(path).secrets())

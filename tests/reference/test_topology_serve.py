@@ -54,6 +54,11 @@ def test_serve_starts_the_wired_topology_and_stops_every_node(
         )
         assert target.neighbours is not None
         assert target.neighbours.live
+        # The child slot the suite emulates in a live run is printed and named, not started.
+        spare = target.neighbours.emulated_child
+        assert spare is not None
+        assert spare.node_id == "330200"
+        assert any(f"{spare.listen} (emulated by the suite" in line for line in lines)
         # ATS §0, §11: the topology is plain HTTP on loopback, so a run against it is a lab run.
         assert target.lab
         for url in urls:
