@@ -28,11 +28,15 @@ class _Server(uvicorn.Server):
     """A uvicorn server that announces ``ready <node_id> <url>`` once its socket listens."""
 
     def __init__(
-        self, config: uvicorn.Config, node: NodeConfig, plain: uvicorn.Server | None = None
+        self,
+        config: uvicorn.Config,
+        node: NodeConfig,
+        plain: tuple[uvicorn.Server, socket.socket] | None = None,
     ) -> None:
         super().__init__(config)
         self._node = node
-        # The plain-HTTP listener of an HTTPS node (ATS-SEC-06), served beside this one.
+        # The plain-HTTP listener of an HTTPS node (ATS-SEC-06) and its socket, served beside
+        # this one.
         self._plain = plain
         self._plain_task: asyncio.Task[None] | None = None
 
@@ -41,14 +45,14 @@ class _Server(uvicorn.Server):
         if self.should_exit or not self.servers:
             return
         if self._plain is not None:
-            self._plain_task = await serve_plain(self._plain)
+            self._plain_task = await serve_plain(*self._plain)
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         scheme = "https" if self._node.tls else "http"
         print(f"ready {self._node.node_id} {scheme}://{host}:{port}", flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._plain is not None and self._plain_task is not None:
-            self._plain.should_exit = True
+            self._plain[0].should_exit = True
             await self._plain_task
         await super().shutdown(sockets)
 
@@ -86,7 +90,21 @@ def run_node(config_path: str, faults: Sequence[str] = ()) -> int:
             "node.listen",
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
         )
-    with contextlib.closing(sock):
+    with contextlib.ExitStack() as sockets:
+        sockets.callback(sock.close)
+        plain_sock = None
+        if config.tls is not None and config.tls.http_listen:
+            # The plain-HTTP listener is bound up front too, so a taken port is one clear line.
+            host, _, port = config.tls.http_listen.rpartition(":")
+            try:
+                plain_sock = _bind(host, int(port))
+            except OSError as exc:
+                return _fail(
+                    config.source,
+                    "tls.http_listen",
+                    f"cannot listen on {config.tls.http_listen}: {exc.strerror or exc}",
+                )
+            sockets.callback(plain_sock.close)
         try:
             app = create_app(config, FaultSet.of(config.faults))
         except ConfigError as exc:
@@ -115,7 +133,8 @@ def run_node(config_path: str, faults: Sequence[str] = ()) -> int:
             restrict_tls(options, fault_set)
         except OSError as exc:  # ssl.SSLError included
             return _fail(config.source, "tls", f"the certificate and key cannot be used: {exc}")
-        server = _Server(options, config, plain_http_server(config, app, fault_set))
+        plain = plain_http_server(config, app, fault_set)
+        server = _Server(options, config, (plain, plain_sock) if plain and plain_sock else None)
         server.run(sockets=[sock])
     return 0 if server.started else 2
 

@@ -9,6 +9,7 @@ request with a 308 redirect to its HTTPS address and no data (ATS-SEC-06). The f
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import warnings
 from typing import Any
@@ -94,11 +95,12 @@ def plain_http_server(config: NodeConfig, app: ASGIApp, faults: FaultSet) -> uvi
     )
 
 
-async def serve_plain(server: uvicorn.Server) -> asyncio.Task[None]:
-    """Starts ``server`` beside the node (its signals stay the node's); returns once it listens."""
+async def serve_plain(server: uvicorn.Server, sock: socket.socket) -> asyncio.Task[None]:
+    """Starts ``server`` on ``sock`` beside the node (its signals stay the node's); returns
+    once it listens."""
     # _serve is uvicorn's serve without its signal capture: the node's server handles signals
     # and stops this one in its own shutdown.
-    task = asyncio.create_task(server._serve())
+    task = asyncio.create_task(server._serve(sockets=[sock]))
     deadline = asyncio.get_running_loop().time() + _PLAIN_START_S
     while not server.started and not task.done():
         if asyncio.get_running_loop().time() > deadline:

@@ -216,15 +216,30 @@ def test_a_node_that_cannot_start_says_why_in_one_line(
     _assert_one_clean_line(result.stderr, place, problem, document)
 
 
-def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def _listen_at(document: dict[str, Any], folder: Path, address: str) -> None:
+    document["node"]["listen"] = address
+
+
+def _plain_http_at(document: dict[str, Any], folder: Path, address: str) -> None:
+    # The files need only be readable: the taken port is found before they are used.
+    (folder / "cert.pem").write_text("not a certificate\n", encoding="utf-8")
+    document["tls"] = {"cert": "cert.pem", "key": "cert.pem", "http_listen": address}
+
+
+@pytest.mark.parametrize(
+    ("place", "listen_at"),
+    [("node.listen", _listen_at), ("tls.http_listen", _plain_http_at)],
+    ids=["the node's address", "the plain-HTTP address of an HTTPS node"],
+)
+def test_a_port_in_use_is_one_line_and_exit_2(
+    tmp_path: Path, place: str, listen_at: Callable[[dict[str, Any], Path, str], None]
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         document, _ = node_document(":memory:")
-        document["node"]["listen"] = f"127.0.0.1:{port}"
+        listen_at(document, tmp_path, f"127.0.0.1:{port}")
         result = _run(tmp_path, document)
     assert result.returncode == 2, result.stderr
-    _assert_one_clean_line(
-        result.stderr, "node.listen", f"cannot listen on 127.0.0.1:{port}", document
-    )
+    _assert_one_clean_line(result.stderr, place, f"cannot listen on 127.0.0.1:{port}", document)
