@@ -36,7 +36,7 @@ from conformance.neighbours import (
     error_body,
     share_answer,
 )
-from conformance.target import Neighbours, NeighbourSpec
+from conformance.target import NeighbourSpec
 
 PUSH_PATH = "/api/v1/cascade/catalog"
 SYNC_PATH = "/api/v1/cascade/sync"
@@ -84,13 +84,13 @@ def _with_emulated_child(ctx: CheckContext, why: str) -> CheckContext:
     only neighbour, for what a real neighbour cannot show (``why``); not assessed when the
     target file names none."""
     neighbours = ctx.target.neighbours
-    spare = neighbours.emulated_child if neighbours is not None else None
-    if spare is None:
+    if neighbours is None or neighbours.emulated_child is None:
         ctx.not_assessed(
             f"live mode: {why}, and the target file names no neighbours.emulated_child (a "
             f"child the candidate is wired to, emulated by the suite)"
         )
-    target = replace(ctx.target, neighbours=Neighbours(parent=None, child=spare))
+    spare = neighbours.emulated_child
+    target = replace(ctx.target, neighbours=neighbours.emulated())
     ctx.note(f"live mode: judged with the emulated child {spare.node_id} at {spare.listen}")
     return replace(ctx, target=target, client=ctx.client.for_target(target))
 

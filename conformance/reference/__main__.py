@@ -133,8 +133,8 @@ def run_node(config_path: str, faults: Sequence[str] = ()) -> int:
             restrict_tls(options, fault_set)
         except OSError as exc:  # ssl.SSLError included
             return _fail(config.source, "tls", f"the certificate and key cannot be used: {exc}")
-        plain = plain_http_server(config, app, fault_set)
-        server = _Server(options, config, (plain, plain_sock) if plain and plain_sock else None)
+        plain = (plain_http_server(config, app, fault_set), plain_sock) if plain_sock else None
+        server = _Server(options, config, plain)
         server.run(sockets=[sock])
     return 0 if server.started else 2
 

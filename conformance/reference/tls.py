@@ -71,11 +71,9 @@ class RedirectToHttps:
         await send({"type": "http.response.body", "body": b""})
 
 
-def plain_http_server(config: NodeConfig, app: ASGIApp, faults: FaultSet) -> uvicorn.Server | None:
-    """The plain-HTTP listener of an HTTPS node with ``tls.http_listen``, else None."""
-    if config.tls is None or not config.tls.http_listen:
-        return None
-    host, _, port = config.tls.http_listen.rpartition(":")
+def plain_http_server(config: NodeConfig, app: ASGIApp, faults: FaultSet) -> uvicorn.Server:
+    """The plain-HTTP listener of an HTTPS node, served on the socket the node bound at
+    ``tls.http_listen`` (``serve_plain``), so it names no address of its own."""
     served: ASGIApp = (
         app
         if faults.on("serve-data-over-http")
@@ -84,8 +82,6 @@ def plain_http_server(config: NodeConfig, app: ASGIApp, faults: FaultSet) -> uvi
     return uvicorn.Server(
         uvicorn.Config(
             served,
-            host=host,
-            port=int(port),
             workers=1,
             access_log=False,
             server_header=False,
