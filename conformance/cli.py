@@ -109,7 +109,7 @@ def _report_html(args: argparse.Namespace) -> int:
 
 
 def _report_allure(args: argparse.Namespace) -> int:
-    from conformance.report.html import (
+    from conformance.allure_report import (
         ALLURE_INSTALL_HINT,
         AllureError,
         find_allure,
@@ -140,7 +140,8 @@ def _report_diff(args: argparse.Namespace) -> int:
 
 
 def _report_assessment(args: argparse.Namespace) -> int:
-    from conformance.report.assessment import collect, write_assessment
+    from conformance.figures import collect
+    from conformance.report.assessment import write_assessment
 
     rows = collect([Path(path) for path in args.target])
     paths = write_assessment(rows, Path(args.out))

@@ -30,7 +30,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError
 
 from conformance import signing
-from conformance.report.model import Inconclusive
+from conformance.outcomes import Inconclusive
 from conformance.target import AppCredential, Target
 
 MAX_BODY = 4 * 1024 * 1024

@@ -24,19 +24,11 @@ import allure
 import pytest
 
 from conformance import STANDARD, __version__
-from conformance.checks import (
-    CheckContext,
-    Finding,
-    Inconclusive,
-    NotApplicable,
-    NotAssessed,
-    RegisteredCheck,
-    RunState,
-    registry,
-)
+from conformance.checks import CheckContext, RegisteredCheck, RunState, registry
 from conformance.client import EvidenceLog, NodeClient
 from conformance.load.runner import RemoteWorkers
 from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.outcomes import Inconclusive, SkipCause, Verdict, decide, exit_status
 from conformance.profile import (
     Clause,
     Profile,
@@ -46,7 +38,7 @@ from conformance.profile import (
     load_profile,
 )
 from conformance.report import write_reports
-from conformance.report.model import ClauseResult, RunReport, SkipCause, Verdict, printable
+from conformance.report.model import ClauseResult, RunReport, printable
 from conformance.target import AppCredential, Target, TargetError, load_target
 
 LOAD_MODES = ("off", "smoke", "full")
@@ -414,35 +406,33 @@ class AtsSession:
         if planned.skip is not None:
             return _result(clause, Verdict.SKIP, planned.skip, 0.0, evidence, planned.skip_cause)
         assert planned.check is not None  # a planned clause without skip has a check
-        verdict, reason, cause = Verdict.PASS, planned.check.doc, None
-        try:
-            ctx = CheckContext(
-                clause=clause,
-                target=self.plan.target,
-                client=self.client.for_clause(evidence),
-                run=self.run,
-                evidence=evidence,
-                profile=self.plan.profile,
-                neighbours=self.neighbours,
-                load_mode=self.plan.load_mode,
-                load_workers=self.plan.load_workers,
-                load_remote=self.plan.load_remote,
+        function = planned.check.function
+
+        def assess() -> None:
+            # Building the context is inside: neighbours that cannot listen are an ERROR too.
+            function(
+                CheckContext(
+                    clause=clause,
+                    target=self.plan.target,
+                    client=self.client.for_clause(evidence),
+                    run=self.run,
+                    evidence=evidence,
+                    profile=self.plan.profile,
+                    neighbours=self.neighbours,
+                    load_mode=self.plan.load_mode,
+                    load_workers=self.plan.load_workers,
+                    load_remote=self.plan.load_remote,
+                )
             )
-            planned.check.function(ctx)
-        except Finding as exc:
-            verdict, reason = Verdict.FAIL, exc.reason
-        except Inconclusive as exc:
-            verdict, reason = Verdict.ERROR, exc.reason
-        except NotAssessed as exc:
-            verdict, reason, cause = Verdict.SKIP, exc.reason, SkipCause.NOT_ASSESSED
-        except NotApplicable as exc:
-            verdict, reason, cause = Verdict.SKIP, exc.reason, SkipCause.NOT_APPLICABLE
-        except Exception as exc:
-            # A check that crashes is the tester's fault, and the reason says so.
-            verdict = Verdict.ERROR
-            reason = f"the check failed on the tester side: {type(exc).__name__}: {exc}"
+
+        decision = decide(assess, passed=planned.check.doc)
         return _result(
-            clause, verdict, evidence.scrub(reason), time.monotonic() - started, evidence, cause
+            clause,
+            decision.verdict,
+            evidence.scrub(decision.reason),
+            time.monotonic() - started,
+            evidence,
+            decision.skip_cause,
         )
 
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
@@ -508,7 +498,9 @@ class AtsSession:
         self.report = self.assemble(created=created)
         self.paths = write_reports(self.report, self.report_dir)
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            session.exitstatus = max(exit_status(self.report), int(self.own_tests_failed > 0))
+            session.exitstatus = max(
+                exit_status(self.report.verdict), int(self.own_tests_failed > 0)
+            )
 
     def _created_subscriptions(self) -> list[dict[str, Any]]:
         """The subscriptions the run created, as the node's admin reads them at the end: what
@@ -577,11 +569,6 @@ class AtsSession:
     def _print(self, line: str) -> None:
         self._out.write(line + "\n")
         self._out.flush()
-
-
-def exit_status(report: RunReport) -> int:
-    """0 for CERTIFIED, CERTIFIED_WITH_FINDINGS or LAB_CONFORMANT; 1 for NOT_CERTIFIED."""
-    return 1 if report.verdict.value == "NOT_CERTIFIED" else 0
 
 
 def progress_line(result: ClauseResult) -> str:

@@ -32,13 +32,15 @@ import pytest
 import requests
 import yaml
 
+from conformance.allure_report import AllureError, find_allure, generate_allure
 from conformance.data import data_dir
+from conformance.figures import collect
 from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.outcomes import Verdict, exit_status
 from conformance.plugin import PlanError, build_plan
 from conformance.profile import ProfileError
-from conformance.report.assessment import collect, write_assessment
-from conformance.report.html import AllureError, find_allure, generate_allure
-from conformance.report.model import RunReport, Verdict
+from conformance.report.assessment import write_assessment
+from conformance.report.model import RunReport
 from conformance.target import TargetError, load_target
 
 EMBEDDED_NODE = "330000"
@@ -179,7 +181,7 @@ def _certify(options: RunOptions, target: Path, neighbours: NeighbourSet | None)
         raise RunError(f"the run was interrupted; partial reports in {options.report_dir}")
     if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise RunError(f"tester-side failure: pytest ended with status {int(status)}")
-    return 1 if report.verdict.value == "NOT_CERTIFIED" else 0
+    return exit_status(report.verdict)
 
 
 def pytest_arguments(options: RunOptions, target: Path, home: Path) -> list[str]:

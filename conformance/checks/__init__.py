@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from conformance.client import EvidenceLog, NodeClient, NodeUnreachable
-from conformance.report.model import Finding, Inconclusive, NotApplicable, NotAssessed, Outcome
+from conformance.outcomes import Finding, Inconclusive, NotApplicable, NotAssessed, Outcome
 
 if TYPE_CHECKING:
     from conformance.load.runner import RemoteWorkers

@@ -7,8 +7,8 @@ filter script. Everything a node sent is escaped before it reaches the page, so 
 answering ``<script>`` shows that text and runs nothing. Chinese comes first; a language switch
 (pure CSS, so it works without script) shows Chinese, English or both.
 
-The writer renders the run model and recomputes nothing. The same module builds the Allure HTML
-report from ``allure-results/`` with the Allure 2 command line.
+The writer renders the run model and recomputes nothing (the Allure HTML report is built apart,
+by ``conformance.allure_report``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ import functools
 import hashlib
 import json
 import math
-import os
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,15 +48,6 @@ _PERCENTILE = re.compile(r"^p(\d{2,3}(?:\.\d+)?)(?:_ms)?$")
 _TIME_KEYS = ("t", "t_s", "time_s", "elapsed_s", "second", "time")
 _RATE_KEY = re.compile(r"rate|rps|per_s|throughput")
 _PALETTE = ("#1f5fa8", "#c2410c", "#15803d", "#7c3aed", "#b91c1c", "#0f766e")
-ALLURE_INSTALL_HINT = (
-    "the allure command line is not installed: run `npm install allure-commandline` "
-    "(Allure 2, needs Java 17) and pass --allure node_modules/.bin/allure, or put it on PATH"
-)
-_ALLURE_TIMEOUT_S = 300.0
-
-
-class AllureError(Exception):
-    """The Allure HTML report could not be generated; the message is one line."""
 
 
 @functools.cache
@@ -447,44 +435,3 @@ def html_from_json(source: Path, out: Path | None = None) -> Path:
     Raises ``ReportFileError`` (one line) when ``source`` is not a readable report.
     """
     return write_html(read_report(source), out or source.with_name("report.html"))
-
-
-# -- the Allure report -----------------------------------------------------------------
-
-
-def find_allure(explicit: str | None = None) -> str | None:
-    """The allure command: ``explicit``, else ``allure`` on PATH, else ./node_modules/.bin."""
-    if explicit:
-        return explicit if shutil.which(explicit) else None
-    local = Path("node_modules") / ".bin" / "allure"
-    return shutil.which("allure") or (str(local.resolve()) if local.is_file() else None)
-
-
-def generate_allure(report_dir: Path, allure: str, out: Path | None = None) -> Path:
-    """Generates the Allure HTML report of ``report_dir/allure-results``; answers its index."""
-    results = report_dir / "allure-results"
-    if not results.is_dir():
-        raise AllureError(f"{results}: no such folder (written by `conformance run`)")
-    out = out or report_dir / "allure-report"
-    # Every Allure report embeds an analytics script unless this is set; isolated networks.
-    env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
-    command = [allure, "generate", str(results), "-o", str(out), "--clean", "--single-file"]
-    try:
-        done = subprocess.run(
-            command,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=_ALLURE_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise AllureError(f"allure generate took longer than {_ALLURE_TIMEOUT_S:g} s") from None
-    except OSError as exc:
-        raise AllureError(f"{allure}: cannot run: {exc.strerror or exc}") from None
-    index = out / "index.html"
-    if done.returncode != 0 or not index.is_file():
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
-        raise AllureError(f"allure generate failed (status {done.returncode}): {lines[-1]}")
-    return index

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
+
+from conformance.outcomes import RunVerdict, SkipCause, Verdict
 
 
 def printable(text: str) -> str:
@@ -35,58 +36,6 @@ def printable(text: str) -> str:
         else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
         for ch in text
     )
-
-
-class Outcome(Exception):
-    """A check's decision about its clause, carried as an exception with a one-line reason."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Finding(Outcome):
-    """The node violates the clause: FAIL."""
-
-
-class Inconclusive(Outcome):
-    """The check could not decide (unreachable node, unusable answer, tester setup): ERROR."""
-
-
-class NotApplicable(Outcome):
-    """The clause does not apply to this node or run: SKIP with the reason."""
-
-
-class NotAssessed(NotApplicable):
-    """The clause applies, but this run cannot assess it (what it needs is missing from the
-    target file, or the mode cannot provoke it): SKIP with the reason, and never a certification."""
-
-
-class Verdict(StrEnum):
-    """The verdict of one clause."""
-
-    PASS = "PASS"
-    FAIL = "FAIL"
-    ERROR = "ERROR"
-    SKIP = "SKIP"
-
-
-class RunVerdict(StrEnum):
-    """The verdict of a run."""
-
-    CERTIFIED = "CERTIFIED"
-    CERTIFIED_WITH_FINDINGS = "CERTIFIED_WITH_FINDINGS"
-    LAB_CONFORMANT = "LAB_CONFORMANT"
-    NOT_CERTIFIED = "NOT_CERTIFIED"
-
-
-class SkipCause(StrEnum):
-    """Why a clause was not assessed; only some causes keep a run from certifying."""
-
-    NOT_APPLICABLE = "not_applicable"  # the profile or the check says the clause does not apply
-    NOT_IMPLEMENTED = "not_implemented"  # no check exists for the clause
-    NOT_SELECTED = "not_selected"  # outside --only, or deselected by pytest options
-    NOT_ASSESSED = "not_assessed"  # applies, but this run lacks what assessing it needs
 
 
 @dataclass(frozen=True)

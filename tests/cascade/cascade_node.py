@@ -21,20 +21,16 @@ import yaml
 from conformance.checks import (
     CheckContext,
     CheckFunction,
-    Finding,
-    Inconclusive,
-    NotApplicable,
-    NotAssessed,
     RunState,
     registry,
 )
 from conformance.client import EvidenceLog, NodeClient
 from conformance.data import data_dir
 from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.outcomes import decide
 from conformance.profile import load_profile
 from conformance.reference.faults import FAULTS
 from conformance.reference.launcher import start_node, start_topology
-from conformance.report.model import SkipCause
 from conformance.target import load_target
 
 NODE_ID = "330000"
@@ -164,19 +160,10 @@ class Candidate:
             evidence=evidence,
             neighbours=self.neighbours,
         )
-        try:
-            function(ctx)
-        except Finding as exc:
-            return "FAIL", exc.reason, ctx
-        except Inconclusive as exc:
-            return "ERROR", exc.reason, ctx
-        except NotAssessed as exc:
-            self.skip_causes[clause_id] = SkipCause.NOT_ASSESSED.value
-            return "SKIP", exc.reason, ctx
-        except NotApplicable as exc:
-            self.skip_causes[clause_id] = SkipCause.NOT_APPLICABLE.value
-            return "SKIP", exc.reason, ctx
-        return "PASS", "", ctx
+        decision = decide(lambda: function(ctx))
+        if decision.skip_cause is not None:
+            self.skip_causes[clause_id] = decision.skip_cause.value
+        return decision.verdict.value, decision.reason, ctx
 
     def verdicts(self, clause_ids: Sequence[str] = CAS) -> dict[str, tuple[str, str]]:
         """The verdict and reason of each clause, in turn."""

@@ -22,16 +22,13 @@ import yaml
 
 from conformance.checks import (
     CheckContext,
-    Finding,
-    Inconclusive,
-    NotApplicable,
-    NotAssessed,
     RunState,
     registry,
 )
 from conformance.client import EvidenceLog, NodeClient
 from conformance.data import data_dir
 from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.outcomes import decide
 from conformance.profile import load_profile
 from conformance.reference.launcher import start_node
 from conformance.target import load_target
@@ -151,6 +148,7 @@ class DataNode:
     neighbours: NeighbourSet
     client: NodeClient
     run: RunState = field(default_factory=RunState)
+    skip_causes: dict[str, str] = field(default_factory=dict)
 
     def check(self, clause_id: str) -> tuple[str, str, CheckContext]:
         """Run the check of ``clause_id``: verdict (PASS/FAIL/ERROR/SKIP), reason, context."""
@@ -168,17 +166,10 @@ class DataNode:
             neighbours=self.neighbours,
         )
         function = registry()[clause_id].function
-        try:
-            function(ctx)
-        except Finding as exc:
-            return "FAIL", exc.reason, ctx
-        except Inconclusive as exc:
-            return "ERROR", exc.reason, ctx
-        except NotAssessed as exc:
-            return "NOT_ASSESSED", exc.reason, ctx
-        except NotApplicable as exc:
-            return "SKIP", exc.reason, ctx
-        return "PASS", "", ctx
+        decision = decide(lambda: function(ctx))
+        if decision.skip_cause is not None:
+            self.skip_causes[clause_id] = decision.skip_cause.value
+        return decision.verdict.value, decision.reason, ctx
 
     def verdicts(self, clause_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """The verdict and reason of each clause, in turn."""

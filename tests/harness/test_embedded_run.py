@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conformance.report.html import find_allure
+from conformance.allure_report import find_allure
 
 
 def _refused(url: str) -> bool:

@@ -12,7 +12,7 @@ from harness_servers import closed_port, http_answer, json_answer, serve, silent
 
 from conformance.client import NodeClient, NodeUnreachable, Pacer
 from conformance.neighbours import EmulatedNeighbour
-from conformance.report.model import Inconclusive
+from conformance.outcomes import Inconclusive
 from conformance.target import AppCredential, NeighbourSpec, load_target
 
 APP = AppCredential("node-330000", "s" * 48)

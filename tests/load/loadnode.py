@@ -24,6 +24,7 @@ import yaml
 from conformance.checks import CheckContext, RunState, registry
 from conformance.client import EvidenceLog, NodeClient
 from conformance.data import data_dir
+from conformance.outcomes import decide
 from conformance.profile import Profile, load_profile
 from conformance.target import Target, load_target
 
@@ -180,15 +181,6 @@ def context(
 
 def assess(ctx: CheckContext) -> tuple[str, str]:
     """The verdict and reason of the clause's check in this context."""
-    from conformance.checks import Finding, Inconclusive, NotApplicable
-
     function = registry()[ctx.clause.id].function
-    try:
-        function(ctx)
-    except Finding as exc:
-        return "FAIL", exc.reason
-    except Inconclusive as exc:
-        return "ERROR", exc.reason
-    except NotApplicable as exc:
-        return "SKIP", exc.reason
-    return "PASS", ""
+    decision = decide(lambda: function(ctx))
+    return decision.verdict.value, decision.reason

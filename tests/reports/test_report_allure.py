@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from report_builders import Page
 
+from conformance.allure_report import find_allure
 from conformance.cli import main
-from conformance.report.html import find_allure
 
 _ALLURE = find_allure()
 _RUN_TIMEOUT_S = 120

@@ -19,7 +19,8 @@ import yaml
 from report_builders import Page
 
 from conformance.cli import main
-from conformance.report.assessment import FIGURES, collect, csv_header, write_assessment
+from conformance.figures import collect
+from conformance.report.assessment import FIGURES, csv_header, write_assessment
 from conformance.report.html import labels
 from conformance.runner import embedded_files, reference_node
 from conformance.target import load_target

@@ -26,16 +26,13 @@ from cryptography.x509.oid import NameOID
 
 from conformance.checks import (
     CheckContext,
-    Finding,
-    Inconclusive,
-    NotApplicable,
-    NotAssessed,
     RunState,
     registry,
 )
 from conformance.client import EvidenceLog, NodeClient
 from conformance.data import data_dir
 from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.outcomes import decide
 from conformance.profile import get_clause
 from conformance.reference.launcher import RunningNode, start_node
 from conformance.target import Target, load_target
@@ -175,6 +172,7 @@ class Env:
     neighbours: NeighbourSet | None
     client: NodeClient
     run: RunState = field(default_factory=RunState)
+    skip_causes: dict[str, str] = field(default_factory=dict)
 
     def assess(self, clause_id: str) -> tuple[str, str, list[dict[str, object]]]:
         """The verdict, reason and evidence of the clause's check against this node."""
@@ -188,17 +186,10 @@ class Env:
             evidence=evidence,
             neighbours=self.neighbours,
         )
-        try:
-            registered.function(ctx)
-        except Finding as exc:
-            return "FAIL", exc.reason, evidence.entries
-        except Inconclusive as exc:
-            return "ERROR", exc.reason, evidence.entries
-        except NotAssessed as exc:
-            return "NOT_ASSESSED", exc.reason, evidence.entries
-        except NotApplicable as exc:
-            return "SKIP", exc.reason, evidence.entries
-        return "PASS", registered.doc, evidence.entries
+        decision = decide(lambda: registered.function(ctx), passed=registered.doc)
+        if decision.skip_cause is not None:
+            self.skip_causes[clause_id] = decision.skip_cause.value
+        return decision.verdict.value, decision.reason, evidence.entries
 
     def stop(self) -> None:
         """The node, the emulated parent and the client are stopped."""
