@@ -6,10 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
 from conformance import __version__
+from conformance.options import RunOptions, add_cli_arguments, positive_int
 
 
 class UsageError(Exception):
@@ -46,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from conformance.runner import run
 
-    return run(args)
+    return run(RunOptions.from_cli(args))
 
 
 def _load(args: argparse.Namespace) -> int:
@@ -56,8 +58,8 @@ def _load(args: argparse.Namespace) -> int:
         raise UsageError("--remote-workers and --master-bind go together (distributed mode)")
     remote = f"{args.remote_workers}@{args.master_bind}" if args.remote_workers else None
     # The load stage alone is a run of chapter PERF: same target file, reports and exit status.
-    only_perf = {"only": ["PERF"], "load": args.mode, "profile": None, "lab": False}
-    return run(argparse.Namespace(**vars(args), **only_perf, pytest_arg=[], load_remote=remote))
+    options = RunOptions.from_cli(args)  # --target, --workers, --report-dir, -q
+    return run(replace(options, only=("PERF",), load=args.mode, load_remote=remote))
 
 
 def _load_worker(args: argparse.Namespace) -> int:
@@ -88,13 +90,6 @@ def _address(text: str) -> tuple[str, int]:
         return parse_address(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _workers(text: str) -> int:
-    count = int(text)
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {count}")
-    return count
 
 
 def _report_html(args: argparse.Namespace) -> int:
@@ -194,39 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     run = commands.add_parser("run", help="certify a node and write the reports")
-    run.add_argument("--target", metavar="FILE", help="target file; none: the embedded topology")
-    run.add_argument("--profile", help="profile name or file; default: the target's level")
-    run.add_argument("--report-dir", default="reports", help="where the reports are written")
-    run.add_argument(
-        "--only",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="CHAPTER|CLAUSE",
-        help="run only these chapters or clauses (several, or repeated)",
-    )
-    run.add_argument("--load", choices=("off", "smoke", "full"), help="load stage mode")
-    run.add_argument("--lab", action="store_true", help="lab run: plain HTTP, never certifies")
-    run.add_argument(
-        "--workers", type=_workers, metavar="N", help="locust worker processes for the load stage"
-    )
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
-    run.add_argument(
-        "--pytest-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument handed to pytest (repeatable)",
-    )
+    add_cli_arguments(run)
     run.set_defaults(handler=_run)
 
     load = commands.add_parser("load", help="run only the load stage (ATS-PERF) against a node")
     load.add_argument("--target", required=True, metavar="FILE", help="target file")
     load.add_argument("--mode", choices=("smoke", "full"), default="full", help="load mode")
-    load.add_argument("--workers", type=_workers, metavar="N", help="locust worker processes")
+    add_cli_arguments(load, ("workers", "report_dir", "quiet"))
     load.add_argument(
         "--remote-workers",
-        type=_workers,
+        type=positive_int,
         metavar="M",
         help="also wait for M workers on other hosts (`conformance load-worker`)",
     )
@@ -235,8 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="address the locust master listens on for remote workers",
     )
-    load.add_argument("--report-dir", default="reports", help="where the reports are written")
-    load.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
     load.set_defaults(handler=_load)
 
     worker = commands.add_parser(

@@ -1,21 +1,22 @@
 """The pytest plugin of the conformance suite: one test item per clause of the profile.
 
 It loads in every pytest run (entry point ``pytest11``) and stays inert unless ``--target`` is
-given. Then it collects no files at all: the test plan is the profile, each clause one item whose
-id is the clause id. Results become ``ClauseResult``s carried on the test reports (so they reach
-the controlling process under pytest-xdist too); the controlling process assembles one
+given or ``conformance run`` hands it a planned run (``ProvidedRun``); its options are derived
+from ``conformance.options`` and the plan is built once, by ``conformance.run_plan``. Then it
+collects no files at all: the test plan is the profile, each clause one item whose id is the
+clause id. Results become ``ClauseResult``s carried on the test reports (so they reach the
+controlling process under pytest-xdist too); the controlling process assembles one
 ``RunReport``, writes the reports at session finish and makes the exit status follow the run
-verdict (0 certified, with findings or lab conformant; 1 not certified).
+verdict (``outcomes.exit_status``: 0 certified, with findings or lab conformant; 1 not certified).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,95 +25,53 @@ import allure
 import pytest
 
 from conformance import STANDARD, __version__
-from conformance.checks import CheckContext, RegisteredCheck, RunState, registry
+from conformance.checks import CheckContext, RunState
 from conformance.client import EvidenceLog, NodeClient
-from conformance.load.runner import RemoteWorkers
 from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.options import RunOptions, add_pytest_options
 from conformance.outcomes import Inconclusive, SkipCause, Verdict, decide, exit_status
-from conformance.profile import (
-    Clause,
-    Profile,
-    ProfileError,
-    get_clause,
-    load_clauses,
-    load_profile,
-)
+from conformance.profile import Clause, ProfileError
 from conformance.report import write_reports
 from conformance.report.model import ClauseResult, RunReport, printable
-from conformance.target import AppCredential, Target, TargetError, load_target
+from conformance.run_plan import Plan, PlanError, PlannedClause, build_plan
+from conformance.target import AppCredential, Target, TargetError
 
-LOAD_MODES = ("off", "smoke", "full")
 _RESULT_PROPERTY = "ats_result"
 _SEVERITY = {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}
-_NOT_IMPLEMENTED = "check not implemented"
 # The end-of-run listing of created subscriptions reads at most this many back from the node.
 _CREATED_LISTED = 50
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("conformance", "ATS-1.0 conformance run")
-    group.addoption("--target", dest="ats_target", metavar="FILE", help="target file to certify")
-    # Each option has a short name (the public contract) and an --ats- one that cannot collide
-    # with another plugin's option in a CI owner's own pytest set-up.
-    group.addoption(
-        "--ats-profile", "--profile", dest="ats_profile", metavar="NAME",
-        help="profile; default: node level",
-    )  # fmt: skip
-    group.addoption(
-        "--ats-report-dir", "--report-dir", dest="ats_report_dir", default="reports", metavar="DIR",
-        help="where report.json, junit.xml and summary.md are written (default: reports)",
-    )  # fmt: skip
-    group.addoption(
-        "--ats-only", "--only", dest="ats_only", action="append", default=[],
-        metavar="CHAPTER|CLAUSE",
-        help="run only these chapters or clauses (repeatable); never a certification",
-    )  # fmt: skip
-    group.addoption(
-        "--ats-load", "--load", dest="ats_load", choices=LOAD_MODES, default="full",
-        help="load stage: off, smoke (never a certification) or full (default)",
-    )  # fmt: skip
-    group.addoption(
-        "--ats-load-workers", dest="ats_load_workers", type=int, metavar="N",
-        help="locust worker processes for the load stage (default: the load profile's)",
-    )  # fmt: skip
-    group.addoption(
-        "--ats-load-remote", dest="ats_load_remote", metavar="M@HOST:PORT",
-        help="also wait for M load workers on other hosts, the master bound to HOST:PORT",
-    )  # fmt: skip
-    group.addoption(
-        "--ats-lab", dest="ats_lab", action="store_true",
-        help="lab run (plain HTTP, ATS §11): LAB_CONFORMANT at best",
-    )  # fmt: skip
-    group.addoption(
-        "--ats-progress", dest="ats_progress", action="store_true",
-        help="print one line per clause (used by `conformance run`)",
-    )  # fmt: skip
-    group.addoption(
-        "--ats-quiet", dest="ats_quiet", action="store_true",
-        help="with --ats-progress: print only the summary",
-    )  # fmt: skip
+    add_pytest_options(parser.getgroup("conformance", "ATS-1.0 conformance run"))
+
+
+@dataclass(frozen=True, eq=False)  # pluggy keeps plugins in sets: hashed by identity
+class ProvidedRun:
+    """A run planned before pytest started (``conformance run``), handed to ``pytest.main`` as a
+    plugin object: the plugin takes its plan as it is, with the emulated neighbours that serve
+    the whole run."""
+
+    plan: Plan
+    neighbours: NeighbourSet | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(id): the ATS clause a test verifies")
     for level in ("must", "should", "may"):
         config.addinivalue_line("markers", f"{level}: a clause of level {level.upper()}")
-    if not config.getoption("ats_target", None):
-        return
-    try:
-        plan = build_plan(
-            target_path=config.getoption("ats_target"),
-            profile=config.getoption("ats_profile"),
-            only=config.getoption("ats_only"),
-            load_mode=config.getoption("ats_load"),
-            lab=config.getoption("ats_lab"),
-            load_workers=config.getoption("ats_load_workers"),
-            load_remote=config.getoption("ats_load_remote"),
-        )
-    except (TargetError, ProfileError, PlanError) as exc:
-        raise pytest.UsageError(str(exc)) from None
-    report_dir = Path(config.getoption("ats_report_dir"))
-    config.pluginmanager.register(AtsSession(config, plan, report_dir), "ats_session")
+    provided = next(
+        (p for p in config.pluginmanager.get_plugins() if isinstance(p, ProvidedRun)), None
+    )
+    if provided is None:
+        if not config.getoption("ats_target", None):
+            return
+        try:
+            provided = ProvidedRun(build_plan(RunOptions.from_pytest(config.getoption)))
+        except (TargetError, ProfileError, PlanError) as exc:
+            raise pytest.UsageError(str(exc)) from None
+    session = AtsSession(config, provided.plan, provided_neighbours=provided.neighbours)
+    config.pluginmanager.register(session, "ats_session")
 
 
 def _ats_session(config: pytest.Config) -> AtsSession:
@@ -140,118 +99,6 @@ def ats_client(request: pytest.FixtureRequest) -> NodeClient:
     an evidence log of the test's own: ``ats_client.get("/api/v1/node", app="consumer")``."""
     session = _ats_session(request.config)
     return session.client.for_clause(EvidenceLog(session.plan.target.secrets()))
-
-
-class PlanError(Exception):
-    """The run's options do not make a plan (an unknown --only name)."""
-
-
-@dataclass(frozen=True)
-class PlannedClause:
-    """A clause of the run and how it will be assessed."""
-
-    clause: Clause
-    check: RegisteredCheck | None
-    skip: str | None = None
-    skip_cause: SkipCause | None = None
-
-    @property
-    def runs(self) -> bool:
-        """The clause becomes a test item (deselected clauses do not)."""
-        return self.skip_cause is not SkipCause.NOT_SELECTED
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The frozen configuration of one run: target, profile, clauses, options."""
-
-    target: Target
-    profile: Profile
-    clauses: tuple[PlannedClause, ...]
-    selection: tuple[str, ...]
-    load_mode: str
-    lab: bool
-    load_workers: int | None = None
-    load_remote: RemoteWorkers | None = None
-
-    @property
-    def partial(self) -> bool:
-        """A run that leaves clauses out by choice, or measures load in smoke mode only."""
-        return bool(self.selection) or self.load_mode != "full"
-
-    def scope(self) -> tuple[str, ...]:
-        """How the run was narrowed, as the report states it."""
-        notes = [f"--only {' '.join(self.selection)}"] if self.selection else []
-        if self.load_mode != "full":
-            notes.append(f"--load {self.load_mode}")
-        return tuple(notes)
-
-
-def _selection_matches(clause: Clause, only: Sequence[str]) -> bool:
-    return not only or clause.id in only or clause.chapter in only
-
-
-def build_plan(
-    *,
-    target_path: str,
-    profile: str | None,
-    only: Sequence[str],
-    load_mode: str,
-    lab: bool,
-    load_workers: int | None = None,
-    load_remote: str | None = None,
-) -> Plan:
-    """The plan of a run; raises ``TargetError``, ``ProfileError`` or ``PlanError`` (one line)."""
-    target = load_target(target_path)
-    if lab and not target.lab:
-        target = _with_lab(target)
-    chosen = load_profile(profile or target.node.level)
-    every = load_clauses()
-    known = [c.id for c in every] + sorted({c.chapter for c in every})
-    # "AUTH-05" is accepted for "ATS-AUTH-05".
-    names = [o.strip().upper() for o in only if o.strip()]
-    wanted = tuple(
-        dict.fromkeys(n if n in known or f"ATS-{n}" not in known else f"ATS-{n}" for n in names)
-    )
-    for name in wanted:
-        if name not in known:
-            hint = difflib.get_close_matches(name, known, n=1)
-            did = f"; did you mean {hint[0]}?" if hint else ""
-            raise PlanError(f"--only {name}: no such chapter or clause in ATS-1.0{did}")
-    checks = registry()
-    in_profile = {c.id: c for c in chosen.clauses}
-    for clause_id in chosen.not_applicable:
-        in_profile.setdefault(clause_id, get_clause(clause_id))
-    planned: list[PlannedClause] = []
-    for clause in (c for c in every if c.id in in_profile):
-        clause = in_profile[clause.id]
-        registered = checks.get(clause.id)
-        if not _selection_matches(clause, wanted):
-            reason = f"not selected (--only {' '.join(wanted)})"
-            planned.append(PlannedClause(clause, registered, reason, SkipCause.NOT_SELECTED))
-        elif clause.chapter == "PERF" and load_mode == "off":
-            reason = "load stage off (--load off)"
-            planned.append(PlannedClause(clause, registered, reason, SkipCause.NOT_SELECTED))
-        elif clause.id in chosen.not_applicable:
-            reason = chosen.not_applicable[clause.id]
-            planned.append(PlannedClause(clause, registered, reason, SkipCause.NOT_APPLICABLE))
-        elif registered is None:
-            planned.append(PlannedClause(clause, None, _NOT_IMPLEMENTED, SkipCause.NOT_IMPLEMENTED))
-        else:
-            planned.append(PlannedClause(clause, registered))
-    if load_workers is not None and load_workers < 1:
-        raise PlanError(
-            f"--ats-load-workers: must be a whole number of at least 1, got {load_workers}"
-        )
-    try:
-        remote = RemoteWorkers.parse(load_remote) if load_remote else None
-    except ValueError as exc:
-        raise PlanError(f"--ats-load-remote: {exc}") from None
-    return Plan(target, chosen, tuple(planned), wanted, load_mode, target.lab, load_workers, remote)
-
-
-def _with_lab(target: Target) -> Target:
-    return replace(target, lab=True)
 
 
 class ClauseOutcome(AssertionError):
@@ -321,7 +168,8 @@ class AtsSession:
 
     config: pytest.Config
     plan: Plan
-    report_dir: Path
+    # Neighbours started by whoever planned the run (`conformance run`): they serve it all.
+    provided_neighbours: NeighbourSet | None = None
     run: RunState = field(default_factory=RunState)
     results: dict[str, ClauseResult] = field(default_factory=dict)
     deselected: set[str] = field(default_factory=set)
@@ -352,9 +200,8 @@ class AtsSession:
         """The emulated neighbours, started on first use unless the runner provided them."""
         target_neighbours = self.plan.target.neighbours
         if self._neighbours is None and target_neighbours and target_neighbours.emulated().specs():
-            provided = self.config.pluginmanager.get_plugin("ats_neighbours")
-            if isinstance(provided, NeighbourSet):
-                self._neighbours = provided
+            if self.provided_neighbours is not None:
+                self._neighbours = self.provided_neighbours
             else:
                 try:
                     self._neighbours = start_neighbours(target_neighbours)
@@ -446,7 +293,7 @@ class AtsSession:
             return
         result = ClauseResult.from_dict(json.loads(str(props[_RESULT_PROPERTY])))
         self.results[result.id] = result
-        if self.config.getoption("ats_progress") and not self.config.getoption("ats_quiet"):
+        if self.plan.progress:
             self._progress(result)
 
     def pytest_report_teststatus(
@@ -478,7 +325,7 @@ class AtsSession:
         reason = f"tester-side failure in {report.when}: {lines[-1] if lines else 'unknown'}"
         result = _result(planned.clause, Verdict.ERROR, reason, report.duration, None, None)
         self.results[clause_id] = result
-        if self.config.getoption("ats_progress") and not self.config.getoption("ats_quiet"):
+        if self.plan.progress:
             self._progress(result)
         return True
 
@@ -496,7 +343,7 @@ class AtsSession:
         if not report:
             return
         self.report = self.assemble(created=created)
-        self.paths = write_reports(self.report, self.report_dir)
+        self.paths = write_reports(self.report, self.plan.report_dir)
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = max(
                 exit_status(self.report.verdict), int(self.own_tests_failed > 0)

@@ -1,9 +1,10 @@
 """``conformance run``: certify a node with the pytest plugin and write its reports.
 
-The runner only translates its arguments into pytest arguments and maps the run verdict to the
-exit status: 0 CERTIFIED, CERTIFIED_WITH_FINDINGS or LAB_CONFORMANT; 1 NOT_CERTIFIED; 2 the run
-could not be made (bad arguments, unreadable target file, unknown profile, missing ``${ENV}``
-secret, tester-side failure), always with one line on stderr.
+The runner builds the run's plan once from its options (``conformance.options``), hands it to
+the pytest plugin and maps the run verdict to the exit status: 0 CERTIFIED,
+CERTIFIED_WITH_FINDINGS or LAB_CONFORMANT; 1 NOT_CERTIFIED; 2 the run could not be made (bad
+arguments, unreadable target file, unknown profile, missing ``${ENV}`` secret, tester-side
+failure), always with one line on stderr.
 
 Without ``--target`` it certifies the embedded default: the reference provincial node 330000,
 started as a separate process from a generated node file, between the suite's emulated parent
@@ -12,7 +13,6 @@ started as a separate process from a generated node file, between the suite's em
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -22,11 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -36,11 +35,13 @@ from conformance.allure_report import AllureError, find_allure, generate_allure
 from conformance.data import data_dir
 from conformance.figures import collect
 from conformance.neighbours import NeighbourSet, start_neighbours
+from conformance.options import RunOptions
 from conformance.outcomes import Verdict, exit_status
-from conformance.plugin import PlanError, build_plan
+from conformance.plugin import ProvidedRun
 from conformance.profile import ProfileError
 from conformance.report.assessment import write_assessment
 from conformance.report.model import RunReport
+from conformance.run_plan import PlanError, build_plan
 from conformance.target import TargetError, load_target
 
 EMBEDDED_NODE = "330000"
@@ -53,56 +54,28 @@ class RunError(Exception):
     """The run could not be made; the message is the one line the user sees."""
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """The run's configuration, built once from the command line."""
-
-    target: Path | None
-    profile: str | None
-    report_dir: Path
-    only: tuple[str, ...]
-    load: str
-    lab: bool
-    quiet: bool
-    pytest_args: tuple[str, ...]
-    workers: int | None = None
-    # Distributed load: ``M@HOST:PORT``, M workers on other hosts, the master bound there.
-    load_remote: str | None = None
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> RunOptions:
-        """The options of ``conformance run``; load defaults to full, or smoke when embedded."""
-        target = Path(args.target).resolve() if getattr(args, "target", None) else None
-        load = getattr(args, "load", None) or ("full" if target else "smoke")
-        return cls(
-            target=target,
-            profile=getattr(args, "profile", None),
-            report_dir=Path(getattr(args, "report_dir", None) or "reports").resolve(),
-            only=tuple(getattr(args, "only", None) or ()),
-            load=load,
-            lab=bool(getattr(args, "lab", False)),
-            quiet=bool(getattr(args, "quiet", False)),
-            pytest_args=tuple(getattr(args, "pytest_arg", None) or ()),
-            workers=getattr(args, "workers", None),
-            load_remote=getattr(args, "load_remote", None),
-        )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Runs ``conformance run`` and answers its exit status."""
-    options = RunOptions.from_args(args)
+def run(options: RunOptions) -> int:
+    """Runs ``conformance run`` with these options and answers its exit status."""
+    # Paths are fixed before pytest starts; `conformance run` always shows progress unless quiet.
+    options = replace(
+        options,
+        target=str(Path(options.target).resolve()) if options.target else None,
+        report_dir=str(Path(options.report_dir).resolve()),
+        progress=True,
+    )
+    report_dir = Path(options.report_dir)
     try:
-        _writable_folder(options.report_dir)
+        _writable_folder(report_dir)
         with ExitStack() as stack:
             stack.enter_context(_terminate_as_interrupt())
             neighbours = None
-            target = options.target
+            target = Path(options.target) if options.target else None
             if target is None:
                 workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ats-")))
                 target, neighbours = stack.enter_context(embedded_target(workdir, options.quiet))
             status = _certify(options, target, neighbours)
             if options.target is None:
-                _embedded_extras(options.report_dir, target)
+                _embedded_extras(report_dir, target)
             return status
     except (RunError, TargetError, ProfileError, PlanError) as exc:
         print(f"conformance: {exc}", file=sys.stderr)
@@ -155,15 +128,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _certify(options: RunOptions, target: Path, neighbours: NeighbourSet | None) -> int:
-    # Validate before pytest starts, so that a bad input is one line, not a pytest banner.
-    plan = build_plan(
-        target_path=str(target),
-        profile=options.profile,
-        only=options.only,
-        load_mode=options.load,
-        lab=options.lab,
-    )
-    report_json = options.report_dir / "report.json"
+    # The plan is built once, before pytest starts (a bad input is one line, not a pytest
+    # banner), and handed to the plugin as it is.
+    plan = build_plan(options, target)
+    report_json = plan.report_dir / "report.json"
     report_json.unlink(missing_ok=True)
     if not options.quiet:
         node = plan.target.node
@@ -172,20 +140,26 @@ def _certify(options: RunOptions, target: Path, neighbours: NeighbourSet | None)
             f"against profile {plan.profile.name}"
         )
     started = time.monotonic()
-    status = _pytest(options, target, neighbours)
+    with tempfile.TemporaryDirectory(prefix="ats-pytest-") as folder:
+        home = Path(folder)
+        (home / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+        argv = pytest_arguments(plan.report_dir, home, options.pytest_arg)
+        status = int(pytest.main(argv, plugins=[ProvidedRun(plan, neighbours)]))
     if not report_json.is_file():
         raise RunError(f"tester-side failure: pytest ended with status {status} and no report")
     report = RunReport.from_dict(json.loads(report_json.read_text(encoding="utf-8")))
-    print(render_summary(report, options.report_dir, time.monotonic() - started))
+    print(render_summary(report, plan.report_dir, time.monotonic() - started))
     if status == pytest.ExitCode.INTERRUPTED:
-        raise RunError(f"the run was interrupted; partial reports in {options.report_dir}")
+        raise RunError(f"the run was interrupted; partial reports in {plan.report_dir}")
     if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise RunError(f"tester-side failure: pytest ended with status {int(status)}")
     return exit_status(report.verdict)
 
 
-def pytest_arguments(options: RunOptions, target: Path, home: Path) -> list[str]:
-    """The pytest command line of a run; ``home`` is an empty folder serving as rootdir."""
+def pytest_arguments(report_dir: Path, home: Path, extra: Sequence[str] = ()) -> list[str]:
+    """The pytest command line of a planned run; ``home`` is an empty folder serving as rootdir.
+
+    The run's own options do not appear: the plan reaches the plugin as a ``ProvidedRun``."""
     argv = [
         "-p", "conformance.plugin",
         "-p", "no:locust",
@@ -195,44 +169,10 @@ def pytest_arguments(options: RunOptions, target: Path, home: Path) -> list[str]
         "-c", str(home / "pytest.ini"),
         "--rootdir", str(home),
         "--confcutdir", str(home),
-        "--target", str(target),
-        "--ats-report-dir", str(options.report_dir),
-        "--ats-load", options.load,
-        "--ats-progress",
-        "--alluredir", str(options.report_dir / "allure-results"),
+        "--alluredir", str(report_dir / "allure-results"),
         "--clean-alluredir",
     ]  # fmt: skip
-    if options.profile:
-        argv += ["--ats-profile", options.profile]
-    for name in options.only:
-        argv += ["--ats-only", name]
-    if options.lab:
-        argv.append("--ats-lab")
-    if options.workers is not None:
-        argv += ["--ats-load-workers", str(options.workers)]
-    if options.load_remote:
-        argv += ["--ats-load-remote", options.load_remote]
-    if options.quiet:
-        argv.append("--ats-quiet")
-    return [*argv, *options.pytest_args, str(home)]
-
-
-def _pytest(options: RunOptions, target: Path, neighbours: NeighbourSet | None) -> int:
-    with tempfile.TemporaryDirectory(prefix="ats-pytest-") as folder:
-        home = Path(folder)
-        (home / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-        plugins: list[Any] = [_ProvidedNeighbours(neighbours)] if neighbours else []
-        return int(pytest.main(pytest_arguments(options, target, home), plugins=plugins))
-
-
-class _ProvidedNeighbours:
-    """Hands the runner's emulated neighbours to the plugin (they serve the whole run)."""
-
-    def __init__(self, neighbours: NeighbourSet) -> None:
-        self.neighbours = neighbours
-
-    def pytest_configure(self, config: pytest.Config) -> None:
-        config.pluginmanager.register(self.neighbours, "ats_neighbours")
+    return [*argv, *extra, str(home)]
 
 
 def render_summary(report: RunReport, report_dir: Path, elapsed_s: float) -> str:

@@ -1,44 +1,42 @@
-"""`conformance load` and `--workers` reach the load stage as pytest options of the plugin."""
+"""`conformance load` and `--workers` reach the load stage through the run's options."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from conformance.cli import build_parser
-from conformance.runner import RunOptions, pytest_arguments
+from conformance.options import RunOptions
 
 
-def _arguments(argv: list[str]) -> list[str]:
-    args = build_parser().parse_args(argv)
-    return pytest_arguments(RunOptions.from_args(args), Path("target.yaml"), Path("home"))
-
-
-def _option(arguments: list[str], name: str) -> list[str]:
-    return [arguments[i + 1] for i, value in enumerate(arguments) if value == name]
+def _options(argv: list[str]) -> RunOptions:
+    return RunOptions.from_cli(build_parser().parse_args(argv))
 
 
 def test_workers_of_a_run_reach_the_plugin() -> None:
-    arguments = _arguments(["run", "--target", "t.yaml", "--workers", "3"])
-    assert _option(arguments, "--ats-load-workers") == ["3"]
+    assert _options(["run", "--target", "t.yaml", "--workers", "3"]).workers == 3
 
 
 def test_a_run_without_workers_leaves_them_to_the_load_profile() -> None:
-    assert "--ats-load-workers" not in _arguments(["run", "--target", "t.yaml"])
+    assert _options(["run", "--target", "t.yaml"]).workers is None
 
 
 def test_the_load_command_is_a_run_of_chapter_perf_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    args = build_parser().parse_args(["load", "--target", "t.yaml", "--mode", "smoke"])
+    args = build_parser().parse_args(["load", "--target", "t.yaml", "--mode", "smoke", "-q"])
     runs: list[RunOptions] = []
-    monkeypatch.setattr("conformance.runner.run", lambda ns: runs.append(RunOptions.from_args(ns)))
+    monkeypatch.setattr("conformance.runner.run", lambda options: runs.append(options) or 0)
     args.handler(args)
     (options,) = runs
-    assert (options.only, options.load, options.lab) == (("PERF",), "smoke", False)
+    assert (options.target, options.only, options.load_mode) == ("t.yaml", ("PERF",), "smoke")
+    assert (options.lab, options.profile, options.quiet) == (False, None, True)
 
 
 def test_a_certification_run_measures_load_in_full_by_default() -> None:
-    assert _option(_arguments(["run", "--target", "t.yaml"]), "--ats-load") == ["full"]
+    assert _options(["run", "--target", "t.yaml"]).load_mode == "full"
+
+
+def test_the_embedded_run_measures_load_in_smoke_mode_by_default() -> None:
+    assert _options(["run"]).load_mode == "smoke"
+    assert _options(["run", "--load", "off"]).load_mode == "off"
 
 
 @pytest.mark.parametrize("count", ["0", "-1", "two"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -29,9 +28,9 @@ from conformance.load.plan import CEILINGS, LoadPlan
 from conformance.load.runner import PhaseRecords, master_command, worker_command
 from conformance.load.slo import judge_latency, judge_saturation, judge_server_errors, saturation
 from conformance.load.stats import percentile, phase_stats
-from conformance.plugin import PlanError, build_plan
+from conformance.options import RunOptions
 from conformance.profile import get_clause
-from conformance.runner import RunOptions, pytest_arguments
+from conformance.run_plan import PlanError, build_plan
 from conformance.target import load_target
 
 PROFILE = load_load_profile()
@@ -303,23 +302,24 @@ def test_remote_workers_are_read_from_m_at_host_port() -> None:
 
 def test_a_bad_remote_spec_is_a_plan_error(tmp_path: Path) -> None:
     _, target_file = write_files(tmp_path)
-    common = {"target_path": str(target_file), "profile": None, "only": ["PERF"], "lab": False}
-    plan = build_plan(load_mode="smoke", load_remote="2@127.0.0.1:5557", **common)
+    options = RunOptions(target=str(target_file), only=("PERF",), load="smoke")
+    plan = build_plan(replace(options, load_remote="2@127.0.0.1:5557"))
     assert plan.load_remote == RemoteWorkers(2, "127.0.0.1", 5557)
     with pytest.raises(PlanError, match="--ats-load-remote: 'nowhere' is not HOST:PORT"):
-        build_plan(load_mode="smoke", load_remote="2@nowhere", **common)
+        build_plan(replace(options, load_remote="2@nowhere"))
 
 
-def test_conformance_load_hands_the_remote_workers_to_pytest(tmp_path: Path) -> None:
+def test_conformance_load_hands_the_remote_workers_to_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     args = build_parser().parse_args(
         ["load", "--target", "t.yaml", "--remote-workers", "2", "--master-bind", "0.0.0.0:5557"]
     )
     assert (args.remote_workers, args.master_bind) == (2, "0.0.0.0:5557")
-    options = RunOptions.from_args(
-        argparse.Namespace(**vars(args), load_remote="2@0.0.0.0:5557", load="smoke")
-    )
-    argv = pytest_arguments(options, tmp_path / "t.yaml", tmp_path)
-    assert argv[argv.index("--ats-load-remote") + 1] == "2@0.0.0.0:5557"
+    runs: list[RunOptions] = []
+    monkeypatch.setattr("conformance.runner.run", lambda options: runs.append(options) or 0)
+    args.handler(args)
+    assert [o.load_remote for o in runs] == ["2@0.0.0.0:5557"]
 
 
 def test_remote_workers_need_the_master_address(capsys: pytest.CaptureFixture[str]) -> None:
