@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
 LOAD_MODES = ("off", "smoke", "full")
@@ -178,7 +178,7 @@ def flags_of(name: str) -> Flags:
     return flags
 
 
-def _rows(interface: str, names: Iterable[str] | None = None) -> list[Any]:
+def _rows(interface: str, names: Iterable[str] | None = None) -> list[Field[Any]]:
     wanted = set(names) if names is not None else None
     return [
         f
