@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance import signing
+from conformance import ats, signing
 from conformance.codes import division_problem, resource_code_problem, uscc_problem
 from conformance.reference import clock
 from conformance.reference.auth import Caller, read_body, require
@@ -310,7 +310,7 @@ def apply_push(node: NodeRuntime, caller: Caller, push: Push) -> Changes:
     return Changes(frozenset(upserted), frozenset(gone))
 
 
-@router.post("/api/v1/cascade/catalog")
+@router.post(ats.CASCADE_PUSH)
 async def receive_catalog_push(
     request: Request, caller: Annotated[Caller, Depends(_PUSHING_CHILD)]
 ) -> Response:
@@ -537,7 +537,7 @@ def uplink_of(app: FastAPI) -> Uplink:
     return uplink
 
 
-@router.post("/api/v1/cascade/sync")
+@router.post(ats.CASCADE_SYNC)
 async def sync_catalog(
     request: Request, caller: Annotated[Caller, Depends(_SYNCING_ADMIN)]
 ) -> Response:
