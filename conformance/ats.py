@@ -29,6 +29,8 @@ CASCADE_PUSH = f"{API_PREFIX}/cascade/catalog"
 CASCADE_SYNC = f"{API_PREFIX}/cascade/sync"
 AUDIT_EVENTS = f"{API_PREFIX}/audit/events"
 STATS = f"{API_PREFIX}/stats"
+# A path ATS-1.0 does not define, for ATS-API-04 (404 whatever the method).
+UNKNOWN_PATH = f"{API_PREFIX}/ats-no-such-endpoint"
 
 # Chapter 3: the signature headers, in the order a request carries them.
 X_APP_ID = "X-App-Id"

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import allure
 import pytest
 
-from conformance import STANDARD, __version__
+from conformance import STANDARD, __version__, ats
 from conformance.checks import (
     CheckContext,
     Finding,
@@ -522,7 +522,7 @@ class AtsSession:
         for sid in ids:
             entry: dict[str, Any] = {"subscription_id": sid}
             try:
-                ex = client.get(f"/api/v1/subscriptions/{sid}", app="admin")
+                ex = client.get(ats.subscription_path(sid), app="admin")
                 body = ex.json() if ex.status == 200 else None
             except Inconclusive as exc:
                 entry["unknown"] = exc.reason

@@ -32,6 +32,7 @@ import pytest
 import requests
 import yaml
 
+from conformance import ats
 from conformance.data import data_dir
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.plugin import PlanError, build_plan
@@ -427,7 +428,7 @@ def embedded_target(workdir: Path, quiet: bool = False) -> Iterator[tuple[Path, 
     # The neighbours listen first, so that the node's first push finds its parent.
     neighbours = start_neighbours(target.neighbours)
     try:
-        with reference_node(node_file, f"{target.node.base_url}/api/v1/health", quiet):
+        with reference_node(node_file, f"{target.node.base_url}{ats.HEALTH}", quiet):
             yield target_file, neighbours
     finally:
         neighbours.stop()

@@ -435,7 +435,7 @@ class Uplink:
         parent = node.config.parent
         assert parent is not None
         assert node.http is not None
-        target = f"{urlsplit(parent.url).path.rstrip('/')}/api/v1/cascade/catalog"
+        target = urlsplit(parent.url).path.rstrip("/") + ats.CASCADE_PUSH
         headers = {"Content-Type": JSON_TYPE, "X-Request-Id": str(uuid.uuid4())}
         headers.update(
             signing.sign_headers(
@@ -450,7 +450,7 @@ class Uplink:
         try:
             async with asyncio.timeout(budget):
                 answer = await node.http.post(
-                    f"{parent.url.rstrip('/')}/api/v1/cascade/catalog",
+                    parent.url.rstrip("/") + ats.CASCADE_PUSH,
                     content=push.body,
                     headers=headers,
                     timeout=budget,

@@ -198,7 +198,7 @@ def _forward_headers(
     hops: int,
     own_route: str,
 ) -> dict[str, str]:
-    target = f"{urlsplit(hop.url).path.rstrip('/')}/api/v1/share/{resource_code}/query"
+    target = urlsplit(hop.url).path.rstrip("/") + ats.share_query_path(resource_code)
     request_id = _request_id(request)
     if node.faults.on("new-request-id-on-forward"):
         request_id = signing.new_nonce()
@@ -234,7 +234,7 @@ async def _forward(
     headers: dict[str, str],
     own_route: str,
 ) -> Response:
-    url = f"{hop.url.rstrip('/')}/api/v1/share/{resource_code}/query"
+    url = hop.url.rstrip("/") + ats.share_query_path(resource_code)
     client = node.http
     assert client is not None, "the node's HTTP client is created when it starts serving"
     unbounded = node.faults.on("no-forward-timeout")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from conformance import ats
 from conformance.client import NodeClient
 from conformance.report.html import environment, labels
 from conformance.report.model import Inconclusive
@@ -52,7 +53,7 @@ class NodeFigures:
 
 
 def _stats(client: NodeClient) -> tuple[str, dict[str, int | float]]:
-    ex = client.get("/api/v1/stats", app="admin")
+    ex = client.get(ats.STATS, app="admin")
     if ex.status != 200:
         raise Inconclusive(f"{ex.summary()}; expected 200 with the statistics")
     data = ex.json()
@@ -71,7 +72,7 @@ def _stats(client: NodeClient) -> tuple[str, dict[str, int | float]]:
 def _name(client: NodeClient) -> str:
     # The node's name is a courtesy for readers; a node that does not give it keeps its id.
     try:
-        ex = client.get("/api/v1/node", app="admin")
+        ex = client.get(ats.NODE, app="admin")
         data = ex.json() if ex.status == 200 else {}
     except Inconclusive:
         return ""
