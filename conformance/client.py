@@ -111,7 +111,7 @@ class EvidenceLog:
         self.masker = Masker(secrets)
 
     def scrub(self, text: str) -> str:
-        """``text`` with every known secret replaced by ``***`` (``conformance.masking``)."""
+        """``text`` with every known secret and credential value masked (``masking``)."""
         return self.masker.text(text)
 
     def note(self, text: str) -> None:
