@@ -29,13 +29,13 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError
 
-from conformance import signing
+from conformance import ats, signing
+from conformance.masking import Masker, mask_headers
 from conformance.outcomes import Inconclusive
 from conformance.target import AppCredential, Target
 
 MAX_BODY = 4 * 1024 * 1024
 EVIDENCE_BODY = 4096
-_MASK = "***"
 # A node unreachable this many times in a row is not tried again until the pause has passed, so
 # that a port which never answers costs one read timeout per pause, not one per request.
 _FAILURES_BEFORE_PAUSE = 3
@@ -108,13 +108,11 @@ class EvidenceLog:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.entries: list[dict[str, Any]] = []
-        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        self.masker = Masker(secrets)
 
     def scrub(self, text: str) -> str:
-        """``text`` with every known secret replaced by ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, _MASK)
-        return text
+        """``text`` with every known secret and credential value masked (``masking``)."""
+        return self.masker.text(text)
 
     def note(self, text: str) -> None:
         """Adds a line of explanation to the evidence."""
@@ -126,11 +124,11 @@ class EvidenceLog:
             {
                 "method": ex.method,
                 "target": self.scrub(ex.target),
-                "request_headers": {k: self.scrub(v) for k, v in ex.request_headers.items()},
+                "request_headers": self.masker.headers(ex.request_headers),
                 "request_body": self._cut(ex.request_body),
                 "request_body_size": len(ex.request_body),
                 "status": ex.status,
-                "headers": {k: self.scrub(v) for k, v in ex.headers.items()},
+                "headers": self.masker.headers(ex.headers),
                 "body": self._cut(ex.body),
                 "body_size": len(ex.body),
                 "truncated": ex.truncated,
@@ -141,7 +139,7 @@ class EvidenceLog:
         )
 
     def _cut(self, body: bytes) -> str:
-        return self.scrub(body[:EVIDENCE_BODY].decode("utf-8", "replace"))
+        return self.masker.body(body, EVIDENCE_BODY)
 
 
 class Pacer:
@@ -589,7 +587,7 @@ class NodeClient:
     def _read_rate_limit(self) -> float:
         """``rate_limit_per_app`` of the node descriptor, read once per run, unrecorded."""
         cred = next(iter(self.target.apps.values()))
-        target = self.full_target("/api/v1/node")
+        target = self.full_target(ats.NODE)
         headers = signing.sign_headers(
             method="GET", target=target, body=b"", app_id=cred.app_id, secret=cred.secret
         )
@@ -597,7 +595,7 @@ class NodeClient:
             with (
                 _Deadline(self.connect_timeout + self.read_timeout),
                 self._link.session.get(
-                    self.target.node.base_url.rstrip("/") + "/api/v1/node",
+                    self.target.node.base_url.rstrip("/") + ats.NODE,
                     headers=headers,
                     timeout=(self.connect_timeout, self.read_timeout),
                     allow_redirects=False,
@@ -643,7 +641,7 @@ class NodeClient:
         return ex
 
     def _masked(self, headers: Mapping[str, str]) -> dict[str, str]:
-        return {k: (_MASK if k.lower() == "x-signature" else str(v)) for k, v in headers.items()}
+        return mask_headers(headers)
 
     def _send(
         self,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from conformance import ats
 from conformance.client import NodeClient
 from conformance.outcomes import Inconclusive
 from conformance.report.assessment import FIGURES, NodeFigures
@@ -20,7 +21,7 @@ from conformance.target import TargetError, load_target
 
 
 def _stats(client: NodeClient) -> tuple[str, dict[str, int | float]]:
-    ex = client.get("/api/v1/stats", app="admin")
+    ex = client.get(ats.STATS, app="admin")
     if ex.status != 200:
         raise Inconclusive(f"{ex.summary()}; expected 200 with the statistics")
     data = ex.json()
@@ -39,7 +40,7 @@ def _stats(client: NodeClient) -> tuple[str, dict[str, int | float]]:
 def _name(client: NodeClient) -> str:
     # The node's name is a courtesy for readers; a node that does not give it keeps its id.
     try:
-        ex = client.get("/api/v1/node", app="admin")
+        ex = client.get(ats.NODE, app="admin")
         data = ex.json() if ex.status == 200 else {}
     except Inconclusive:
         return ""

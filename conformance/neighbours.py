@@ -2,8 +2,8 @@
 
 Each is a real HTTP server on the address the candidate is configured to call. It answers
 health, verifies the candidate's ATS chapter 3 signature on every other request (with the
-candidate's credential at that neighbour; its timestamp within 300 s, its nonce not used within
-600 s), reads request bodies framed by ``Content-Length`` or ``Transfer-Encoding: chunked``,
+candidate's credential at that neighbour; its timestamp and nonce fresh per ATS-AUTH-04/05),
+reads request bodies framed by ``Content-Length`` or ``Transfer-Encoding: chunked``,
 accepts the candidate's catalog pushes (``{"accepted": n}``, ATS §8), answers share queries for
 the codes it is told it holds, and records every request — signature masked — for the cascade
 checks to judge.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import threading
 import time
 import uuid
@@ -33,7 +32,8 @@ from typing import Any
 
 import requests
 
-from conformance import signing
+from conformance import ats, signing
+from conformance.masking import mask_headers
 from conformance.target import Neighbours, NeighbourSpec
 
 # Bounds of what an emulated neighbour accepts, so that a misbehaving candidate cannot exhaust it.
@@ -43,19 +43,14 @@ _MAX_RECORDED = 10_000
 _MAX_LINE = 1024
 _MAX_CHUNKS = 65_536
 _MAX_TRAILERS = 64
-# ATS-AUTH-04/05 hold for the candidate's own requests too (ATS §3): a timestamp more than 300 s
-# from the neighbour's clock, or a nonce the candidate used within 600 s, is refused.
-TIMESTAMP_WINDOW_S = 300.0
-NONCE_TTL_S = 600.0
-_TIMESTAMP = re.compile(r"[0-9]{13}")
-_NONCE = re.compile(r"[A-Za-z0-9]{16,64}")
+# ATS-AUTH-04/05 hold for the candidate's own requests too (ATS §3): a timestamp more than
+# ats.TIMESTAMP_WINDOW_S from the neighbour's clock, or a nonce the candidate used within
+# ats.NONCE_MEMORY_S, is refused.
 # A hanging neighbour gives up after this long, so that no thread outlives a check for long
 # (ATS-CAS-08 bounds the cascade timeout at 10 s and the answer at 12 s).
 HANG_S = 15.0
 # A looping neighbour waits this long for the candidate's answer to the request it sent back.
 _LOOP_TIMEOUT_S = 15.0
-_MASK = "***"
-_SECRET_HEADERS = frozenset({"x-signature"})
 
 MODES = ("normal", "error", "refuse", "hang", "garbage", "loop")
 
@@ -270,15 +265,16 @@ class EmulatedNeighbour:
         lower = {k.lower(): v for k, v in headers.items()}
         now = time.time() if now is None else now
         stamp, nonce = lower.get("x-timestamp", ""), lower.get("x-nonce", "")
-        if not _TIMESTAMP.fullmatch(stamp):
+        if not ats.pattern("timestamp_ms").fullmatch(stamp):
             return f"X-Timestamp {stamp[:40]!r} is not 13 digits of epoch milliseconds (ATS §3)"
-        if not _NONCE.fullmatch(nonce):
+        if not ats.pattern("nonce").fullmatch(nonce):
             return f"X-Nonce {nonce[:80]!r} is not 16 to 64 letters and digits (ATS §3)"
         with self._lock:
-            # Oldest first: forget the nonces older than 600 s, and the oldest beyond a bound.
+            # Oldest first: forget the nonces older than the nonce memory, and the oldest beyond
+            # a bound.
             while self._nonces and (
                 len(self._nonces) >= _MAX_RECORDED
-                or next(iter(self._nonces.values())) < now - NONCE_TTL_S
+                or next(iter(self._nonces.values())) < now - ats.NONCE_MEMORY_S
             ):
                 del self._nonces[next(iter(self._nonces))]
             first = self._nonces.get(nonce)
@@ -287,24 +283,24 @@ class EmulatedNeighbour:
         if first is not None:
             return (
                 f"X-Nonce {nonce} was already used by the node at this neighbour "
-                f"{now - first:.0f} s before (ATS-AUTH-05: refused within {NONCE_TTL_S:g} s)"
+                f"{now - first:.0f} s before (ATS-AUTH-05: refused within {ats.NONCE_MEMORY_S:g} s)"
             )
         skew = int(stamp) / 1000 - now
-        if abs(skew) > TIMESTAMP_WINDOW_S:
+        if abs(skew) > ats.TIMESTAMP_WINDOW_S:
             return (
                 f"X-Timestamp is {skew:+.0f} s from the neighbour's clock (ATS-AUTH-04: "
-                f"refused beyond {TIMESTAMP_WINDOW_S:g} s)"
+                f"refused beyond {ats.TIMESTAMP_WINDOW_S:g} s)"
             )
         return None
 
     def answer(self, method: str, path: str, body: bytes, verified: bool) -> tuple[int, Any]:
         """The neighbour's ATS answer to a request in the normal behaviour (status, JSON body);
         ``verified``: the signature verified and the request is not stale."""
-        if path == "/api/v1/health" and method == "GET":
+        if path == ats.HEALTH and method == "GET":
             return 200, {"status": "UP", "time": datetime.now(UTC).isoformat()}
         if not verified:
             return 401, ("UNAUTHENTICATED", "signature verification failed")
-        if path == "/api/v1/cascade/catalog" and method == "POST":
+        if path == ats.CASCADE_PUSH and method == "POST":
             if self.spec.role != "parent":
                 return 403, ("FORBIDDEN", "a child receives no catalog pushes")
             try:
@@ -313,7 +309,7 @@ class EmulatedNeighbour:
             except (UnicodeDecodeError, ValueError, KeyError, TypeError):
                 return 400, ("INVALID_REQUEST", "a push is a JSON object with entries")
             return 200, {"accepted": len(entries) if isinstance(entries, list) else 0}
-        code = _share_code(path)
+        code = ats.share_code(path)
         if code is not None and method == "POST" and code in self.current().holds:
             return 200, share_answer(code)
         return 404, ("NOT_FOUND", "the emulated neighbour holds no such resource")
@@ -359,13 +355,6 @@ class EmulatedNeighbour:
             self.loop_answers.append((answer.status_code, code if isinstance(code, str) else None))
         relayed = {k: answer.headers[k] for k in ("X-Route", "Retry-After") if k in answer.headers}
         return answer.status_code, relayed, answer.content
-
-
-def _share_code(path: str) -> str | None:
-    prefix, suffix = "/api/v1/share/", "/query"
-    if path.startswith(prefix) and path.endswith(suffix) and len(path) > len(prefix + suffix):
-        return path[len(prefix) : -len(suffix)].replace("%2F", "/").replace("%2f", "/")
-    return None
 
 
 class _BodyRefused(Exception):
@@ -425,10 +414,6 @@ def _is_hex(digits: bytes) -> bool:
     return 0 < len(digits) <= 16 and all(c in b"0123456789abcdefABCDEF" for c in digits)
 
 
-def _masked(headers: dict[str, str]) -> dict[str, str]:
-    return {k: _MASK if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
-
-
 class _Handler(BaseHTTPRequestHandler):
     neighbour: EmulatedNeighbour
     protocol_version = "HTTP/1.1"
@@ -450,7 +435,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             neighbour.record(
                 RecordedRequest(
-                    self.command, self.path, _masked(headers), b"", False, exc.status, time.time()
+                    self.command,
+                    self.path,
+                    mask_headers(headers),
+                    b"",
+                    False,
+                    exc.status,
+                    time.time(),
                 )
             )
             request_id = self.headers.get("X-Request-Id") or uuid.uuid4().hex
@@ -459,19 +450,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(exc.status, data, "application/json", {"Connection": "close"})
             return
         path = self.path.split("?", 1)[0]
-        health = path == "/api/v1/health"
+        health = path == ats.HEALTH
         verified = not health and neighbour.verify(self.command, self.path, headers, body)
         stale = neighbour.staleness(headers) if verified else None
         behaviour = neighbour.current()
         mode = "normal" if health else behaviour.mode
         status = {"hang": 0, "garbage": 200, "error": behaviour.status}.get(mode, 0)
-        if mode == "normal" or (mode == "loop" and _share_code(path) is None):
+        if mode == "normal" or (mode == "loop" and ats.share_code(path) is None):
             status, payload = neighbour.answer(self.command, path, body, verified and stale is None)
         neighbour.record(
             RecordedRequest(
                 self.command,
                 self.path,
-                _masked(headers),
+                mask_headers(headers),
                 body,
                 verified,
                 status,
@@ -487,7 +478,7 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "garbage":
             self._send(200, b"<html>not an ATS answer</html>", "text/html", {})
             return
-        if mode == "loop" and _share_code(path) is not None:
+        if mode == "loop" and ats.share_code(path) is not None:
             status, extra, data = neighbour.send_back(self, body)
             self._send(status, data, "application/json", extra)
             return
@@ -500,7 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(payload, tuple):
             code, message = payload
             payload = {"code": code, "message": message, "request_id": request_id}
-        if _share_code(path) is not None:
+        if ats.share_code(path) is not None:
             route = self.headers.get("X-Route")
             own = neighbour.spec.node_id
             extra["X-Route"] = f"{route},{own}" if route else own

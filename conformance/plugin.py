@@ -24,9 +24,10 @@ from typing import Any, TextIO
 import allure
 import pytest
 
-from conformance import STANDARD, __version__
+from conformance import STANDARD, __version__, ats
 from conformance.checks import CheckContext, RunState
 from conformance.client import EvidenceLog, NodeClient
+from conformance.masking import ANY_RUN
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.options import RunOptions, add_pytest_options
 from conformance.outcomes import Inconclusive, SkipCause, Verdict, decide, exit_status
@@ -126,7 +127,7 @@ class ClauseItem(pytest.Item):
         self.user_properties.append((_RESULT_PROPERTY, json.dumps(result.to_dict())))
         if result.evidence:
             allure.attach(
-                json.dumps(list(result.evidence), ensure_ascii=False, indent=1),
+                json.dumps(ANY_RUN.value(list(result.evidence)), ensure_ascii=False, indent=1),
                 name="evidence",
                 attachment_type=allure.attachment_type.JSON,
             )
@@ -360,7 +361,7 @@ class AtsSession:
         for sid in ids:
             entry: dict[str, Any] = {"subscription_id": sid}
             try:
-                ex = client.get(f"/api/v1/subscriptions/{sid}", app="admin")
+                ex = client.get(ats.subscription_path(sid), app="admin")
                 body = ex.json() if ex.status == 200 else None
             except Inconclusive as exc:
                 entry["unknown"] = exc.reason

@@ -31,6 +31,7 @@ import pytest
 import requests
 import yaml
 
+from conformance import ats
 from conformance.allure_report import AllureError, find_allure, generate_allure
 from conformance.data import data_dir
 from conformance.figures import collect
@@ -369,7 +370,7 @@ def embedded_target(workdir: Path, quiet: bool = False) -> Iterator[tuple[Path, 
     # The neighbours listen first, so that the node's first push finds its parent.
     neighbours = start_neighbours(target.neighbours)
     try:
-        with reference_node(node_file, f"{target.node.base_url}/api/v1/health", quiet):
+        with reference_node(node_file, f"{target.node.base_url}{ats.HEALTH}", quiet):
             yield target_file, neighbours
     finally:
         neighbours.stop()

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from conformance import envvars
+
 NODE_LEVELS = ("department", "provincial", "municipal")
 APP_NAMES = ("consumer", "consumer_b", "admin", "load")
 REQUIRED_APPS = ("consumer", "consumer_b", "admin")
@@ -27,7 +29,6 @@ RESOURCE_ROLES = ("unconditional", "conditional", "not_shared", "population")
 # ATS §0: app ids and secrets.
 _APP_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LISTEN = re.compile(r"^(?P<host>[^:\s]+):(?P<port>[0-9]{1,5})$")
 
 
@@ -212,13 +213,10 @@ class _Reader:
         return self.expand(value, place)
 
     def expand(self, text: str, place: str) -> str:
-        def one(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in self.environ:
-                raise self.fail(place, f"${{{name}}} is not set in the environment")
-            return self.environ[name]
-
-        return _ENV.sub(one, text)
+        try:
+            return envvars.expand(text, self.environ)
+        except envvars.UnsetVariable as exc:
+            raise self.fail(place, str(exc)) from None
 
     def flag(self, value: Any, place: str) -> bool:
         if value is None:

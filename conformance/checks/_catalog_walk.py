@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from conformance import codes, schemas
+from conformance.ats import CATALOG, HEALTH
 from conformance.checks import CheckContext, Finding, Inconclusive
 from conformance.checks._expect import expect_json_object, expect_status, request_text
 from conformance.client import EvidenceLog, Exchange, NodeClient
@@ -39,7 +40,6 @@ __all__ = [
     "without_null_options",
 ]
 
-CATALOG = "/api/v1/catalog/resources"
 # ATS-API-08: the largest page a node serves; the fewest requests per entry walked.
 PAGE_SIZE = 100
 # The first pages of a walk go to the clause's evidence; later ones only when they decide.
@@ -75,7 +75,7 @@ def node_date(ctx: CheckContext, zone: tzinfo = _CHINA) -> date:
     """The node's date in ``zone``: from its health ``time``, else the tester's clock."""
 
     def read() -> date:
-        ex = ctx.client.get("/api/v1/health", app=None, allow_transport_error=True)
+        ex = ctx.client.get(HEALTH, app=None, allow_transport_error=True)
         try:
             body = ex.json() if ex.status == 200 else None
             seen = china_date(str(body.get("time")), zone) if isinstance(body, dict) else None

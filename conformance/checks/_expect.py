@@ -8,15 +8,14 @@ never a pass and never a failure of the clause under test.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from http import HTTPStatus
 from typing import Any
 
+from conformance.ats import codes_by_status as error_codes_by_status
 from conformance.checks import Finding, Inconclusive
 from conformance.client import Exchange
-from conformance.profile import load_vocabulary
 
 __all__ = [
     "answer_text",
@@ -28,15 +27,6 @@ __all__ = [
     "expect_status",
     "request_text",
 ]
-
-
-@functools.cache
-def error_codes_by_status() -> Mapping[int, frozenset[str]]:
-    """The error table of ATS §1 (vocabulary.yaml): the codes each error status may carry."""
-    table: dict[int, set[str]] = {}
-    for code, entry in load_vocabulary()["error_codes"].items():
-        table.setdefault(int(entry["status"]), set()).add(str(code))
-    return {status: frozenset(codes) for status, codes in table.items()}
 
 
 _TARGET_SHOWN = 120

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from conformance import codes, schemas
+from conformance.ats import SUBSCRIPTIONS, share_query_path
 from conformance.checks import CheckContext, Finding, Inconclusive
 from conformance.checks._catalog_walk import cached_entry, fetch_entry
 from conformance.checks._expect import expect_json_object, expect_status, request_text
@@ -55,11 +56,9 @@ __all__ = [
     "same_json",
     "sensitive_items",
     "sent_filters",
-    "share_path",
     "value_problem",
 ]
 
-SUBSCRIPTIONS = "/api/v1/subscriptions"
 # ATS-API-08: the largest page; the fewest requests per record read.
 RECORD_PAGE = 100
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -81,11 +80,6 @@ _SENT_FILTERS = "sent-filters"
 _REAL_RECORDS = "real-records-{code}"
 
 
-def share_path(code: str) -> str:
-    """The share query path of a resource code (its slash as it is, ATS §4)."""
-    return f"/api/v1/share/{code}/query"
-
-
 def query(
     ctx: CheckContext,
     code: str,
@@ -104,7 +98,7 @@ def query(
         sent["X-Request-Id"] = f"ats-share-{secrets.token_hex(8)}"
     request_id = next(v for k, v in sent.items() if k.lower() == "x-request-id")
     started = time.monotonic()
-    ex = ctx.client.post(share_path(code), app=app, json=dict(body or {}), headers=sent)
+    ex = ctx.client.post(share_query_path(code), app=app, json=dict(body or {}), headers=sent)
     recorded = ctx.evidence.entries[-1:]
     _mask_answer(ctx, code, ex, recorded)
     _mask_known(ctx, recorded)

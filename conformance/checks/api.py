@@ -14,6 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from conformance.ats import AUDIT_EVENTS as AUDIT
+from conformance.ats import CATALOG, HEALTH, NODE, SUBSCRIPTIONS, UNKNOWN_PATH, share_query_path
 from conformance.checks import CheckContext, Finding, check
 from conformance.checks._expect import (
     answer_text,
@@ -35,12 +37,6 @@ from conformance.checks.node import read_health
 from conformance.client import Exchange
 from conformance.profile import get_clause
 
-HEALTH = "/api/v1/health"
-NODE = "/api/v1/node"
-CATALOG = "/api/v1/catalog/resources"
-SUBSCRIPTIONS = "/api/v1/subscriptions"
-AUDIT = "/api/v1/audit/events"
-UNKNOWN_PATH = "/api/v1/ats-no-such-endpoint"
 UNKNOWN_CODE = "399999/999999"
 
 
@@ -51,7 +47,7 @@ def _consumer_apps(ctx: CheckContext) -> Iterator[str]:
 
 
 def _share_query_path(ctx: CheckContext) -> str:
-    return f"/api/v1/share/{ctx.target.resources['unconditional']}/query"
+    return share_query_path(ctx.target.resources["unconditional"])
 
 
 def _send(
@@ -464,7 +460,7 @@ def internals_not_revealed(ctx: CheckContext) -> None:
         ("an undeclared item", _send(ctx, "POST", share, body=b'{"fields": ["ats_no_item"]}')),
         ("a huge page number", _send(ctx, "GET", f"{CATALOG}?page=99999999999999999999999")),
         ("a malformed timestamp", _send(ctx, "GET", f"{CATALOG}?updated_since=2017-13-45T99")),
-        ("a malformed resource code", _send(ctx, "POST", "/api/v1/share/abc/query", body=b"{}")),
+        ("a malformed resource code", _send(ctx, "POST", share_query_path("abc"), body=b"{}")),
         ("a wrong signature", _wrong_signature(ctx)),
     ]
     for what, ex in answers:

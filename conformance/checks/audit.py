@@ -16,6 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.ats import AUDIT_EVENTS as AUDIT
+from conformance.ats import (
+    CASCADE_PUSH,
+    CASCADE_SYNC,
+    CATALOG,
+    NODE,
+    SHARE_PREFIX,
+    SUBSCRIPTIONS,
+)
+from conformance.ats import share_query_path as _share
 from conformance.checks import CheckContext, Finding, Inconclusive, check
 from conformance.checks._expect import (
     answer_text,
@@ -27,12 +37,6 @@ from conformance.client import Exchange
 
 __all__ = ["audit_events_for", "await_audit_events", "tester_request_id"]
 
-AUDIT = "/api/v1/audit/events"
-NODE = "/api/v1/node"
-CATALOG = "/api/v1/catalog/resources"
-SUBSCRIPTIONS = "/api/v1/subscriptions"
-CASCADE_PUSH = "/api/v1/cascade/catalog"
-CASCADE_SYNC = "/api/v1/cascade/sync"
 # Well formed (ATS §4) and held by no node the suite knows: a routed query for it goes upward.
 UNKNOWN_CODE = "399999/999999"
 # An origin app the suite claims as the candidate's parent (ATS §8: a node app's X-Origin-App
@@ -185,10 +189,6 @@ def _resource(ctx: CheckContext, role: str) -> str:
     if not code:
         raise Inconclusive(f"{ctx.target.source}: resources.{role} is not set")
     return code
-
-
-def _share(code: str) -> str:
-    return f"/api/v1/share/{code}/query"
 
 
 # -- ATS-AUD-01 ------------------------------------------------------------------------------
@@ -479,7 +479,7 @@ def _upward_hop(ctx: CheckContext, within: float, problems: list[str]) -> bool:
         ctx.note(f"{UNKNOWN_CODE} is not unknown here ({answer_text(probe)}): no upward query")
         return False
     emulated = ctx.neighbours.parent if ctx.neighbours is not None else None
-    before = len(emulated.recorded("/api/v1/share/")) if emulated is not None else 0
+    before = len(emulated.recorded(SHARE_PREFIX)) if emulated is not None else 0
     consumer = ctx.client.credential("consumer").app_id
     rid = tester_request_id("aud04")
     sent_at = time.monotonic()
@@ -496,7 +496,7 @@ def _upward_hop(ctx: CheckContext, within: float, problems: list[str]) -> bool:
     if own:
         problems.append(own)
     if emulated is not None:
-        problems += _parent_saw(emulated.recorded("/api/v1/share/")[before:], rid, consumer)
+        problems += _parent_saw(emulated.recorded(SHARE_PREFIX)[before:], rid, consumer)
     else:
         _relayed_request_id(ctx, ex, rid, problems)
     return True

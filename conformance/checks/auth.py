@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from conformance import signing
+from conformance.ats import AUDIT_EVENTS as AUDIT
+from conformance.ats import CATALOG, NODE, SUBSCRIPTIONS, share_query_path
 from conformance.checks import CheckContext, Finding, Inconclusive, check
 from conformance.checks._expect import (
     answer_text,
@@ -19,11 +21,6 @@ from conformance.checks._expect import (
 from conformance.checks._payloads import corpus, substitute
 from conformance.checks.node import fetch_descriptor
 from conformance.client import Exchange
-
-NODE = "/api/v1/node"
-CATALOG = "/api/v1/catalog/resources"
-SUBSCRIPTIONS = "/api/v1/subscriptions"
-AUDIT = "/api/v1/audit/events"
 
 # ATS §3 roles, and the names of the target file's credentials that hold each of them.
 _ROLE_APPS = {
@@ -73,7 +70,7 @@ def _send(
 
 
 def _share_target(ctx: CheckContext) -> str:
-    return f"/api/v1/share/{ctx.target.resources['unconditional']}/query"
+    return share_query_path(ctx.target.resources["unconditional"])
 
 
 def _now_ms() -> int:

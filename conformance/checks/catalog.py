@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from conformance import codes
+from conformance.ats import CATALOG
 from conformance.checks import CheckContext, Finding, check
 from conformance.checks._catalog_walk import (
     CatalogWalk,
@@ -270,7 +271,7 @@ def catalog_filters_exact(ctx: CheckContext) -> None:
         ("scope", "everywhere"),
         ("updated_since", "yesterday"),
     ):
-        ex = ctx.client.get("/api/v1/catalog/resources", app="consumer", params=[(name, value)])
+        ex = ctx.client.get(CATALOG, app="consumer", params=[(name, value)])
         expect_status(ex, 400, "INVALID_REQUEST", what=f"the catalog list with {name}={value}")
     ctx.note(f"{len(cases)} filters compared against the {len(listed)} entries walked")
 

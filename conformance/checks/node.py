@@ -7,11 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from conformance import codes, schemas
+from conformance.ats import HEALTH, NODE
 from conformance.checks import CheckContext, Finding, check
 from conformance.checks._expect import expect_json_object, expect_status
-
-HEALTH = "/api/v1/health"
-NODE = "/api/v1/node"
 
 
 def _schema_finding(name: str, document: object, what: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from conformance.ats import HEALTH
 from conformance.checks import CheckContext, check
 from conformance.load.plan import load_load_profile
 from conformance.load.slo import (
@@ -126,7 +127,7 @@ def no_server_errors_under_load(ctx: CheckContext) -> None:
     judgement = judge_server_errors(windows, int(ctx.params.get("max_server_errors", 0)))
     if judgement.verdict == "FAIL":
         ctx.fail(judgement.reason)
-    health = ctx.client.request("GET", "/api/v1/health", app=None, allow_transport_error=True)
+    health = ctx.client.request("GET", HEALTH, app=None, allow_transport_error=True)
     if health.status != 200:
         seen = health.error if health.status is None else health.summary()
         ctx.fail(f"after the load, health was answered {seen}; expected 200 UP")

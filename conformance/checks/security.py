@@ -19,6 +19,17 @@ from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 
 from conformance import tls
+from conformance.ats import AUDIT_EVENTS as AUDIT
+from conformance.ats import (
+    CATALOG,
+    HEALTH,
+    NODE,
+    SHARE_PREFIX,
+    STATS,
+    SUBSCRIPTIONS,
+    UNKNOWN_PATH,
+)
+from conformance.ats import share_query_path as _share
 from conformance.checks import CheckContext, Finding, Inconclusive, check
 from conformance.checks._expect import answer_text, expect_status, request_text
 from conformance.checks._payloads import corpus
@@ -29,13 +40,6 @@ __all__ = ["LAB_SKIP", "InjectionCase", "injection_cases"]
 
 LAB_SKIP = "lab run: plain HTTP allowed, transport security not assessed"
 
-HEALTH = "/api/v1/health"
-NODE = "/api/v1/node"
-CATALOG = "/api/v1/catalog/resources"
-SUBSCRIPTIONS = "/api/v1/subscriptions"
-AUDIT = "/api/v1/audit/events"
-STATS = "/api/v1/stats"
-UNKNOWN_PATH = "/api/v1/ats-no-such-endpoint"
 # Well formed (ATS §4) and absent from any catalog the suite knows: a 404 on every node.
 UNKNOWN_CODE = "399999/999999"
 
@@ -55,10 +59,6 @@ def _resource(ctx: CheckContext, role: str) -> str:
     if not code:
         raise Inconclusive(f"{ctx.target.source}: resources.{role} is not set")
     return code
-
-
-def _share(code: str) -> str:
-    return f"/api/v1/share/{code}/query"
 
 
 def _listed(problems: Sequence[str]) -> str:
@@ -448,7 +448,7 @@ def _recorded_forwards(ctx: CheckContext) -> int | None:
     """How many share queries the emulated neighbours received so far (None: not observable)."""
     if ctx.neighbours is None or not ctx.neighbours.all():
         return None
-    return sum(len(n.recorded("/api/v1/share/")) for n in ctx.neighbours.all())
+    return sum(len(n.recorded(SHARE_PREFIX)) for n in ctx.neighbours.all())
 
 
 @check("ATS-SEC-04")

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from conformance import codes
+from conformance.ats import catalog_entry_path, share_query_path
 from conformance.checks import CheckContext, Finding, Inconclusive, check
 from conformance.checks._catalog_walk import CatalogWalk, fetch_entry, remember_entry
 from conformance.checks._expect import expect_status, request_text
@@ -35,7 +36,6 @@ from conformance.checks._records import (
     real_records,
     same_json,
     sensitive_items,
-    share_path,
     value_problem,
 )
 
@@ -375,7 +375,7 @@ def not_shared_refused(ctx: CheckContext) -> None:
     """A NOT_SHARED resource answers 403 FORBIDDEN to every consumer; its entry stays visible."""
     code = ctx.target.resources["not_shared"]
     for app in ("consumer", "consumer_b"):
-        ex = ctx.client.get(f"/api/v1/catalog/resources/{code}", app=app)
+        ex = ctx.client.get(catalog_entry_path(code), app=app)
         expect_status(ex, 200, what=f"the catalog lookup of NOT_SHARED {code} by {app}")
         if (ex.json().get("share") or {}).get("type") != "NOT_SHARED":
             ctx.error(f"the target file's not_shared resource {code} is not NOT_SHARED")
@@ -488,7 +488,7 @@ def _forwarded(ctx: CheckContext, code: str) -> bool:
     neighbours = ctx.neighbours
     if neighbours is None:
         return False
-    return any(n.recorded(share_path(code)) for n in neighbours.all())
+    return any(n.recorded(share_query_path(code)) for n in neighbours.all())
 
 
 @check("ATS-SHR-07")
@@ -505,7 +505,7 @@ def malformed_or_unheld_code_not_found(ctx: CheckContext) -> None:
                 f"forwarding ({request_text(ex)})"
             )
     unknown = "399999/999999"
-    lookup = ctx.client.get(f"/api/v1/catalog/resources/{unknown}", app="consumer")
+    lookup = ctx.client.get(catalog_entry_path(unknown), app="consumer")
     if lookup.status != 404:
         ctx.error(f"the subtree catalog holds {unknown}; no unheld code to query")
     ex = query(ctx, unknown, {})

@@ -16,13 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from conformance import schemas
+from conformance.ats import NODE, STATS
 from conformance.checks import CheckContext, Finding, Inconclusive, check
 from conformance.checks._catalog_walk import CatalogWalk, node_date, parse_offset
 from conformance.checks._expect import expect_json_object, expect_status, request_text
 from conformance.checks._records import query, query_answer
 
-STATS = "/api/v1/stats"
-NODE = "/api/v1/node"
 # Pause between reads while waiting for the node's next probe of its children.
 _POLL_S = 1.0
 

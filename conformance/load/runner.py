@@ -19,12 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from conformance.load.plan import LoadPlan, LoadProfileError
+from conformance.masking import Masker
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SECRET_ENV = "ATS_LOAD_SECRET"
@@ -110,19 +111,12 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _tail(path: Path, secret: str) -> str:
     try:
         lines = path.read_text("utf-8", "replace").strip().splitlines()
     except OSError:
         return ""
-    return _scrub(" | ".join(lines[-_LOG_TAIL:]), [secret])
+    return Masker([secret]).text(" | ".join(lines[-_LOG_TAIL:]))
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -293,7 +287,7 @@ def _merge(document: Mapping[str, Any], plan: LoadPlan, secret: str) -> RunRecor
     workers = document.get("workers", [])
     for report in workers:
         if report.get("error"):
-            problems.append(_scrub(str(report["error"]), [secret]))
+            problems.append(Masker([secret]).text(str(report["error"])))
             continue
         for phase in report.get("phases", []):
             name = phase["name"]

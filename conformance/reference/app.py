@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conformance import STANDARD
+from conformance import STANDARD, ats
 from conformance.reference import audit, cascade, catalog, clock, share, stats, subscriptions
 from conformance.reference.auth import (
     Caller,
@@ -36,7 +36,7 @@ from conformance.reference.auth import (
     require,
 )
 from conformance.reference.config import NodeConfig
-from conformance.reference.errors import DEFAULT_CODES, JSON_TYPE, AtsError, error_body, json_bytes
+from conformance.reference.errors import JSON_TYPE, AtsError, error_body, json_bytes
 from conformance.reference.faults import FaultSet
 from conformance.reference.listing import invalid, page_and_size, page_answer, query_params
 from conformance.reference.runtime import NodeRuntime, runtime_of
@@ -44,8 +44,6 @@ from conformance.reference.store import APPEND_ONLY_AUDIT, MUTABLE_AUDIT, Store
 
 _log = logging.getLogger("conformance.reference")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9-]{8,64}")
-_HEALTH = "/api/v1/health"
-_SHARE_PREFIX = "/api/v1/share/"
 # Housekeeping: call counts are written, old nonces forgotten, children probed.
 _FLUSH_EVERY_S = 5.0
 _PROBE_EVERY_S = 30.0
@@ -96,11 +94,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if (
         exc.status_code == 404
         and node.faults.on("unknown-path-200")
-        and request.url.path.startswith("/api/v1/")
+        and request.url.path.startswith(f"{ats.API_PREFIX}/")
     ):
         return Response(b"{}", media_type=JSON_TYPE)
     status = exc.status_code
-    code = DEFAULT_CODES.get(status, "INVALID_REQUEST")
+    # ATS §1: the code each status carries when nothing more specific applies.
+    code = ats.default_code(status) or "INVALID_REQUEST"
     message = _MESSAGES.get(status, "请求无效 / invalid request")
     return _error(request, AtsError(status, code, message, headers=exc.headers))
 
@@ -159,7 +158,9 @@ class AtsMiddleware:
                     if origin is not None:
                         headers.append((b"access-control-allow-origin", origin))
                         headers.append((b"access-control-allow-credentials", b"true"))
-                if path.startswith(_SHARE_PREFIX) and not any(k == b"x-route" for k, _ in headers):
+                if path.startswith(ats.SHARE_PREFIX) and not any(
+                    k == b"x-route" for k, _ in headers
+                ):
                     # ATS §8: every answer to a share query carries X-Route, errors included.
                     route = cascade_route(scope, node.config.node_id)
                     headers.append((b"x-route", route.encode("latin-1")))
@@ -169,7 +170,7 @@ class AtsMiddleware:
                         for k, v in headers
                     ]
                 message = {**message, "headers": headers}
-                if path != _HEALTH and not node.faults.on("no-call-counting"):
+                if path != ats.HEALTH and not node.faults.on("no-call-counting"):
                     node.calls.count(status)
             await send(message)
 
@@ -395,15 +396,15 @@ def create_app(config: NodeConfig, faults: FaultSet | None = None) -> FastAPI:
     app.state.node = node
     app.add_exception_handler(AtsError, _ats_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_api_route(_HEALTH, health, methods=["GET"])
-    app.add_api_route("/api/v1/node", describe_node, methods=["GET"])
+    app.add_api_route(ats.HEALTH, health, methods=["GET"])
+    app.add_api_route(ats.NODE, describe_node, methods=["GET"])
     app.include_router(catalog.router)
     app.include_router(share.router)
     app.include_router(subscriptions.router)
     app.include_router(cascade.router)
-    app.add_api_route("/api/v1/audit/events", audit_events, methods=["GET"])
+    app.add_api_route(ats.AUDIT_EVENTS, audit_events, methods=["GET"])
     if chosen.on("mutable-audit"):
-        app.add_api_route("/api/v1/audit/events", clear_audit, methods=["DELETE"])
-    app.add_api_route("/api/v1/stats", node_stats, methods=["GET"])
+        app.add_api_route(ats.AUDIT_EVENTS, clear_audit, methods=["DELETE"])
+    app.add_api_route(ats.STATS, node_stats, methods=["GET"])
     app.add_middleware(AtsMiddleware, node=node)
     return app

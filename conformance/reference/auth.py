@@ -13,20 +13,21 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from conformance import codes, signing
+from conformance import ats, codes, signing
 from conformance.reference import clock
 from conformance.reference.audit import AuditMark, mark
 from conformance.reference.errors import AtsError
 from conformance.reference.runtime import NodeRuntime, runtime_of
 
 MAX_BODY = 1_048_576
-CLOCK_WINDOW_MS = 300_000
-NONCE_TTL_MS = 600_000
+# ATS-AUTH-04/05: the freshness rules of ATS §3, in the milliseconds of X-Timestamp.
+CLOCK_WINDOW_MS = ats.TIMESTAMP_WINDOW_S * 1000
+NONCE_TTL_MS = ats.NONCE_MEMORY_S * 1000
 _TIGHT_WINDOW_MS = 60_000
 
-_APP_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
-_TIMESTAMP = re.compile(r"[0-9]{13}", re.ASCII)
-_NONCE = re.compile(r"[A-Za-z0-9]{16,64}", re.ASCII)
+_APP_ID = ats.pattern("app_id")
+_TIMESTAMP = ats.pattern("timestamp_ms")
+_NONCE = ats.pattern("nonce")
 _SIGNATURE = re.compile(r"[0-9A-Fa-f]{1,128}", re.ASCII)
 
 # ATS-AUTH-03: an unknown app and a wrong signature get this same message.
@@ -133,7 +134,7 @@ def _header_fields(request: Request, node: NodeRuntime) -> tuple[str, str, str, 
 
 
 def use_nonce(node: NodeRuntime, app_id: str, nonce: str, now_ms: int) -> bool:
-    """The nonce was not used by this app in the last 600 s, and now counts as used (ATS-AUTH-05).
+    """The nonce was not used by this app within ATS-AUTH-05's memory, and now counts as used.
 
     The insert and the check are one statement, so two requests racing with the same nonce
     cannot both pass.

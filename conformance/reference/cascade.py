@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance import signing
+from conformance import ats, signing
 from conformance.codes import division_problem, resource_code_problem, uscc_problem
 from conformance.reference import clock
 from conformance.reference.auth import Caller, read_body, require
@@ -310,7 +310,7 @@ def apply_push(node: NodeRuntime, caller: Caller, push: Push) -> Changes:
     return Changes(frozenset(upserted), frozenset(gone))
 
 
-@router.post("/api/v1/cascade/catalog")
+@router.post(ats.CASCADE_PUSH)
 async def receive_catalog_push(
     request: Request, caller: Annotated[Caller, Depends(_PUSHING_CHILD)]
 ) -> Response:
@@ -435,7 +435,7 @@ class Uplink:
         parent = node.config.parent
         assert parent is not None
         assert node.http is not None
-        target = f"{urlsplit(parent.url).path.rstrip('/')}/api/v1/cascade/catalog"
+        target = urlsplit(parent.url).path.rstrip("/") + ats.CASCADE_PUSH
         headers = {"Content-Type": JSON_TYPE, "X-Request-Id": str(uuid.uuid4())}
         headers.update(
             signing.sign_headers(
@@ -450,7 +450,7 @@ class Uplink:
         try:
             async with asyncio.timeout(budget):
                 answer = await node.http.post(
-                    f"{parent.url.rstrip('/')}/api/v1/cascade/catalog",
+                    parent.url.rstrip("/") + ats.CASCADE_PUSH,
                     content=push.body,
                     headers=headers,
                     timeout=budget,
@@ -537,7 +537,7 @@ def uplink_of(app: FastAPI) -> Uplink:
     return uplink
 
 
-@router.post("/api/v1/cascade/sync")
+@router.post(ats.CASCADE_SYNC)
 async def sync_catalog(
     request: Request, caller: Annotated[Caller, Depends(_SYNCING_ADMIN)]
 ) -> Response:

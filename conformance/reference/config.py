@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,12 @@ from typing import Any
 import jsonschema
 import yaml
 
-from conformance import codes
+from conformance import codes, envvars
 from conformance.data import data_dir
+from conformance.masking import Masker
 from conformance.reference.faults import FaultSet, UnknownFaultError
 
 _SCHEMA_PATH = Path(__file__).with_name("node_config.schema.json")
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(Exception):
@@ -109,16 +108,10 @@ def _place(path: Any) -> str:
 
 def _expand(value: Any, where: tuple[Any, ...], source: str) -> Any:
     if isinstance(value, str):
-
-        def lookup(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in os.environ:
-                raise ConfigError(
-                    f"{source}: {_place(where)}: ${{{name}}} is not set in the environment"
-                )
-            return os.environ[name]
-
-        return _ENV.sub(lookup, value)
+        try:
+            return envvars.expand(value, os.environ)
+        except envvars.UnsetVariable as exc:
+            raise ConfigError(f"{source}: {_place(where)}: {exc}") from None
     if isinstance(value, list):
         return [_expand(v, (*where, i), source) for i, v in enumerate(value)]
     if isinstance(value, dict):
@@ -160,11 +153,8 @@ def _masked(error: jsonschema.ValidationError, raw: Any) -> str:
     if error.absolute_path and error.absolute_path[-1] == "secret":
         # A secret never reaches an error text, not even a malformed one.
         return "must be 32 to 128 characters from [A-Za-z0-9_-]"
-    message = error.message
     # A message may quote a whole object ("{...} is not of type 'object'"): its secrets go.
-    for secret in sorted(_secret_values(raw), key=len, reverse=True):
-        message = message.replace(repr(secret), "'***'")
-    return message
+    return Masker(_secret_values(raw)).text(error.message)
 
 
 def _listing(ids: set[str]) -> str:

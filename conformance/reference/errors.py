@@ -11,23 +11,6 @@ from collections.abc import Mapping
 
 from starlette.responses import Response
 
-# ATS §1 error table: the code each status carries when nothing more specific applies.
-DEFAULT_CODES: dict[int, str] = {
-    400: "INVALID_REQUEST",
-    401: "UNAUTHENTICATED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    429: "RATE_LIMITED",
-    500: "INTERNAL_ERROR",
-    502: "UPSTREAM_UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "UPSTREAM_TIMEOUT",
-    508: "LOOP_DETECTED",
-}
-
 JSON_TYPE = "application/json"
 
 

@@ -20,7 +20,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance import signing
+from conformance import ats, signing
 from conformance.codes import division_problem
 from conformance.reference.auth import Caller
 from conformance.reference.config import ChildConfig, NodeConfig
@@ -34,8 +34,7 @@ HOP_LIMIT_MAX = 8
 CASCADE_TIMEOUT_MAX_S = 10.0
 
 _NODE_ID = re.compile(r"[0-9]{6}|[0-9A-HJ-NP-RTUW-Y]{18}", re.ASCII)
-_APP_ID = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
-_SIGNATURE_HEADERS = ("X-App-Id", "X-Timestamp", "X-Nonce", "X-Signature-Method", "X-Signature")
+_APP_ID = ats.pattern("app_id")
 # ATS-CAS-08: a next hop's 5xx is relayed only as one of these ATS errors.
 _RELAYED_5XX = frozenset({502, 504, 508})
 
@@ -199,7 +198,7 @@ def _forward_headers(
     hops: int,
     own_route: str,
 ) -> dict[str, str]:
-    target = f"{urlsplit(hop.url).path.rstrip('/')}/api/v1/share/{resource_code}/query"
+    target = urlsplit(hop.url).path.rstrip("/") + ats.share_query_path(resource_code)
     request_id = _request_id(request)
     if node.faults.on("new-request-id-on-forward"):
         request_id = signing.new_nonce()
@@ -211,7 +210,11 @@ def _forward_headers(
     }
     if node.faults.on("forward-caller-headers"):
         headers.update(
-            {name: request.headers[name] for name in _SIGNATURE_HEADERS if name in request.headers}
+            {
+                name: request.headers[name]
+                for name in ats.SIGNATURE_HEADERS
+                if name in request.headers
+            }
         )
     else:
         # ATS-CAS-09: the node's own signature at the next hop, never the caller's.
@@ -231,7 +234,7 @@ async def _forward(
     headers: dict[str, str],
     own_route: str,
 ) -> Response:
-    url = f"{hop.url.rstrip('/')}/api/v1/share/{resource_code}/query"
+    url = hop.url.rstrip("/") + ats.share_query_path(resource_code)
     client = node.http
     assert client is not None, "the node's HTTP client is created when it starts serving"
     unbounded = node.faults.on("no-forward-timeout")

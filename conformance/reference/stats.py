@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from conformance import ats
 from conformance.reference import clock
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class Connectivity:
 
     async def _answers(self, client: httpx.AsyncClient, url: str) -> bool:
         try:
-            response = await client.get(url.rstrip("/") + "/api/v1/health", timeout=PROBE_TIMEOUT_S)
+            response = await client.get(url.rstrip("/") + ats.HEALTH, timeout=PROBE_TIMEOUT_S)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

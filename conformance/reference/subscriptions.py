@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance import codes
+from conformance import ats, codes
 from conformance.reference import clock
 from conformance.reference.audit import amend
 from conformance.reference.auth import Caller, require
@@ -133,7 +133,7 @@ def _parse_create(body: bytes, node: NodeRuntime) -> tuple[str, str, list[str], 
 router = APIRouter()
 
 
-@router.post("/api/v1/subscriptions")
+@router.post(ats.SUBSCRIPTIONS)
 async def create_subscription(
     request: Request, caller: Annotated[Caller, Depends(require("consumer", action="SUBSCRIBE"))]
 ) -> Response:
@@ -198,7 +198,7 @@ async def create_subscription(
     return _json(subscription.as_json(), 201)
 
 
-@router.get("/api/v1/subscriptions")
+@router.get(ats.SUBSCRIPTIONS)
 async def list_subscriptions(
     request: Request, caller: Annotated[Caller, Depends(require("consumer", "provider-admin"))]
 ) -> Response:

@@ -29,21 +29,11 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
+from conformance.masking import ANY_RUN
 from conformance.report.integrity import read_report
 from conformance.report.model import RunReport, Verdict, printable
 
 TEMPLATES = Path(__file__).with_name("templates")
-_MASK = "***"
-# Header names whose values are credentials; the client already masks them, the writer masks
-# them again in case an evidence entry reached the report another way (ATS §3: X-Signature).
-_SECRET_HEADERS = frozenset({"x-signature", "authorization", "proxy-authorization", "cookie"})
-_SECRET_IN_TEXT = re.compile(
-    r"""(?ix)
-    ( ["']?(?:x-signature|secret|authorization)["']? \s* [:=] \s* ["']? )
-    (?! \*\*\* )
-    ( [^\s"',;}]+ )
-    """
-)
 _PERCENTILE = re.compile(r"^p(\d{2,3}(?:\.\d+)?)(?:_ms)?$")
 _TIME_KEYS = ("t", "t_s", "time_s", "elapsed_s", "second", "time")
 _RATE_KEY = re.compile(r"rate|rps|per_s|throughput")
@@ -89,17 +79,16 @@ def page_security() -> tuple[Markup, str]:
 # -- evidence --------------------------------------------------------------------------
 
 
+# The client already masked the evidence; the writer masks it again (``conformance.masking``)
+# in case an entry reached the report another way (ATS §3: X-Signature).
 def scrub_text(text: str) -> str:
     """``text`` with anything that looks like a signature or secret value replaced by ``***``."""
-    return _SECRET_IN_TEXT.sub(lambda m: m.group(1) + _MASK, text)
+    return ANY_RUN.text(text)
 
 
 def scrub_headers(headers: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Header pairs with credential values masked."""
-    return [
-        (str(name), _MASK if str(name).lower() in _SECRET_HEADERS else scrub_text(str(value)))
-        for name, value in headers.items()
-    ]
+    return list(ANY_RUN.headers(headers).items())
 
 
 def pretty_body(text: str | None) -> str:

@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from conformance.masking import ANY_RUN
 from conformance.report.model import RunReport, Verdict, printable
 
 
@@ -58,7 +59,7 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
             ET.SubElement(case, "skipped", {"message": message})
         if result.evidence and result.verdict is not Verdict.SKIP:
             ET.SubElement(case, "system-out").text = json.dumps(
-                list(result.evidence), ensure_ascii=False, indent=1
+                ANY_RUN.value(list(result.evidence)), ensure_ascii=False, indent=1
             )
     root = ET.Element("testsuites", {"name": "conformance"})
     root.append(suite)
