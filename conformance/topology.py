@@ -297,7 +297,7 @@ def seed_roles(seed: str, folder: Path | None = None) -> dict[str, str]:
         roles = json.loads(path.read_text(encoding="utf-8"))["roles"]
     except (OSError, ValueError, KeyError) as exc:
         raise LaunchError(f"{path}: the seed catalog is unusable: {exc}") from None
-    return {role: str(roles[role]) for role in sorted(roles)}
+    return {role: str(code) for role, code in roles.items()}
 
 
 def _credential(files: Mapping[str, Mapping[str, Any]], at: str, app_id: str) -> dict[str, str]:

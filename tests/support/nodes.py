@@ -29,7 +29,15 @@ from conformance.topology import (
     write_file,
 )
 
-__all__ = ["PlannedNode", "free_port", "new_secret", "plan_node", "running", "wait_until"]
+__all__ = [
+    "PlannedNode",
+    "free_port",
+    "new_secret",
+    "plan_node",
+    "running",
+    "start",
+    "wait_until",
+]
 
 NODE_ID = "330000"
 PARENT_ID = "100000"
@@ -92,24 +100,31 @@ def plan_node(
     if not children:
         plan = plan.without(CHILD_ID)
     files = node_files(plan, "127.0.0.1", plan_ports(plan), seeds={NODE_ID: seed})
+    # Until ``running`` points it at the node, the target file names a port nobody listens on.
+    target = target_document(plan, files, NODE_ID, folder=folder, omit=omit)
     node = files[NODE_ID]
     node["node"]["listen"] = "127.0.0.1:0"
     node["node"]["database"] = database
-    target = target_document(plan, files, NODE_ID, folder=folder, omit=omit)
     folder.mkdir(parents=True, exist_ok=True)
     planned = PlannedNode(plan, node, target, folder / "node.yaml", folder / "target.yaml")
     planned.write()
     return planned
 
 
+def start(planned: PlannedNode, faults: Sequence[str] = ()) -> RunningNode:
+    """The planned node started with these faults, listening, its target file pointed at it;
+    the caller stops it (``RunningNode.stop``)."""
+    node = start_node(planned.node_file, faults)
+    planned.target["node"]["base_url"] = node.url
+    write_file(planned.target_file, planned.target)
+    return node
+
+
 @contextmanager
 def running(planned: PlannedNode, faults: Sequence[str] = ()) -> Iterator[RunningNode]:
-    """The planned node started with these faults, its target file pointed at it, for the
-    block; stopped after."""
-    node = start_node(planned.node_file, faults)
+    """The planned node started (see ``start``) for the block, stopped after."""
+    node = start(planned, faults)
     try:
-        planned.target["node"]["base_url"] = node.url
-        write_file(planned.target_file, planned.target)
         yield node
     finally:
         node.stop()
