@@ -47,7 +47,7 @@ def _plan_document() -> dict[str, Any]:
             "candidate: 100000 is an emulated slot; the candidate must run",
         ),
         (lambda d: d["nodes"][1].update(parent="440000"), "nodes[1].parent: 440000 is not a node"),
-        (lambda d: d["nodes"][2].update(node_id="330000"), "nodes[1].node_id: 330000 appears twice"),
+        (lambda d: d["nodes"][2].update(node_id="330000"), "nodes[1].node_id: 330000 appears"),
         (lambda d: d["nodes"][0].update(level="planet"), "nodes[0].level: 'planet' is not one"),
         (lambda d: d["nodes"][1].pop("name"), "nodes[1].name: missing"),
         (lambda d: d["nodes"][1].update(port_offset="1"), "nodes[1].port_offset: not a int"),
