@@ -273,7 +273,7 @@ def reference_node(node_file: Path, quiet: bool) -> Iterator[RunningNode]:
     try:
         node = start_node(node_file)
     except LaunchError as exc:
-        raise RunError(f"the reference node did not start: {exc}") from None
+        raise RunError(f"reference node: {exc}") from None
     try:
         if not quiet:
             print(f"reference node {node.node_id} ready at {node.url}")
