@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -36,6 +34,7 @@ from conformance.data import data_dir
 from conformance.profile import load_profile
 from conformance.reference.launcher import start_node
 from conformance.target import load_target
+from conformance.topology import free_ports, new_secret
 
 TARGET_RATE = 5000.0
 # Allowed extra RSS growth of the largest walk over the smallest: allocator noise, not a page
@@ -59,18 +58,12 @@ def synthetic_catalog(size: int) -> dict[str, object]:
     return {"node_id": NODE_ID, "roles": roles, "entries": entries, "records": {}}
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _files(folder: Path, size: int) -> tuple[Path, Path]:
     seed = folder / f"catalog-{size}.json"
     catalog = synthetic_catalog(size)
     seed.write_text(json.dumps(catalog, ensure_ascii=False), "utf-8")
     apps = {
-        name: {"app_id": name.replace("_", "-"), "secret": secrets.token_urlsafe(48)}
+        name: {"app_id": name.replace("_", "-"), "secret": new_secret()}
         for name in ("consumer", "consumer_b", "admin")
     }
     node = {
@@ -86,9 +79,9 @@ def _files(folder: Path, size: int) -> tuple[Path, Path]:
             # Nothing listens there: the node's pushes upward fail, which the walk does not need.
             "parent": {
                 "node_id": "100000",
-                "url": f"http://127.0.0.1:{_closed_port()}",
+                "url": f"http://127.0.0.1:{free_ports(1)[0]}",
                 "app_id": "node-330000",
-                "secret": secrets.token_urlsafe(48),
+                "secret": new_secret(),
             },
             "children": [],
         },

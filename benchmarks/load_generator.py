@@ -43,6 +43,7 @@ from pathlib import Path
 from conformance.load import LoadRunError, load_load_profile, make_phase, run_plan
 from conformance.load.plan import CEILINGS, LoadPlan
 from conformance.load.stats import PhaseStats, phase_stats
+from conformance.topology import free_ports
 
 _NGINX_CONF = """
 worker_processes 1;
@@ -81,12 +82,6 @@ class Step:
     stats: PhaseStats
     answered_per_s: float
     held: bool
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tools() -> tuple[str, str]:
@@ -230,7 +225,7 @@ def main() -> int:
     nginx, wrk = _tools()
     server_core, generator_core = _cores()
     with tempfile.TemporaryDirectory(prefix="ats-bench-") as folder:
-        port = _free_port()
+        port = free_ports(1)[0]
         conf = Path(folder) / "nginx.conf"
         conf.write_text(_NGINX_CONF.format(folder=folder, port=port), "utf-8")
         server = subprocess.Popen(

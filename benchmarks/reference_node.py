@@ -27,10 +27,8 @@ import json
 import math
 import os
 import resource
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +45,7 @@ import yaml
 from conformance.data import data_dir
 from conformance.reference.launcher import LaunchError, RunningNode, load_plan, start_node
 from conformance.signing import sign_headers
+from conformance.topology import free_ports, new_secret
 
 # The targets of the reference node: share queries on one core, one uvicorn worker.
 _TARGET_QPS = 500.0
@@ -220,12 +219,6 @@ def _resource_code(role: str) -> str:
     return str(json.loads(path.read_text("utf-8"))["roles"][role])
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _node_file(folder: Path, secret: str) -> Path:
     plan = load_plan().node(_NODE_ID)
     # A provincial node needs a parent (ATS §0); it points at a closed loopback port, so the
@@ -239,9 +232,9 @@ def _node_file(folder: Path, secret: str) -> Path:
             "database": "node.sqlite3",
             "parent": {
                 "node_id": plan.parent,
-                "url": f"http://127.0.0.1:{_closed_port()}",
+                "url": f"http://127.0.0.1:{free_ports(1)[0]}",
                 "app_id": f"node-{_NODE_ID}",
-                "secret": secrets.token_urlsafe(32),
+                "secret": new_secret(),
             },
         },
         "apps": [
@@ -437,7 +430,7 @@ def run(settings: Settings) -> Outcome:
         raise BenchmarkUnavailable(
             "wrk is not installed: install it with `apt-get install wrk` (Debian, Ubuntu)"
         )
-    secret = secrets.token_urlsafe(48)
+    secret = new_secret()
     with tempfile.TemporaryDirectory(prefix="ats-bench-") as tmp:
         folder = Path(tmp)
         config_path = _node_file(folder, secret)

@@ -7,18 +7,14 @@ arguments, unreadable target file, unknown profile, missing ``${ENV}`` secret, t
 failure), always with one line on stderr.
 
 Without ``--target`` it certifies the embedded default: the reference provincial node 330000,
-started as a separate process from a generated node file, between the suite's emulated parent
-(100000) and child (330100) — a lab run over plain HTTP on loopback.
+started as a separate process from the plan ``embedded`` (``conformance.topology``), between the
+suite's emulated parent (100000) and child (330100) — a lab run over plain HTTP on loopback.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,12 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import requests
-import yaml
 
-from conformance import ats
 from conformance.allure_report import AllureError, find_allure, generate_allure
-from conformance.data import data_dir
 from conformance.figures import collect
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.options import RunOptions
@@ -44,10 +36,17 @@ from conformance.report.assessment import write_assessment
 from conformance.report.model import RunReport
 from conformance.run_plan import PlanError, build_plan
 from conformance.target import TargetError, load_target
+from conformance.topology import (
+    LaunchError,
+    RunningNode,
+    load_plan,
+    node_files,
+    plan_ports,
+    start_node,
+    target_document,
+    write_file,
+)
 
-EMBEDDED_NODE = "330000"
-_START_TIMEOUT_S = 30.0
-_STOP_TIMEOUT_S = 5.0
 _SHOWN_FINDINGS = 15
 
 
@@ -197,169 +196,37 @@ def render_summary(report: RunReport, report_dir: Path, elapsed_s: float) -> str
 # -- the embedded default ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _secret() -> str:
-    # ATS §0: 32–128 characters of [A-Za-z0-9_-]; token_urlsafe(48) gives 64 of them.
-    return secrets.token_urlsafe(48)
-
-
-def _catalog_roles(node_id: str) -> dict[str, str]:
-    path = data_dir("fixtures") / "catalogs" / f"{node_id}.json"
-    try:
-        roles = json.loads(path.read_text(encoding="utf-8"))["roles"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise RunError(
-            f"{path}: the seed catalog of the embedded node is unusable: {exc}"
-        ) from None
-    return {role: str(code) for role, code in roles.items()}
-
-
 def embedded_files(workdir: Path) -> tuple[Path, Path]:
-    """Writes the node file of reference node 330000 and its target file; answers both paths."""
-    node_port, parent_port, child_port = _free_port(), _free_port(), _free_port()
-    creds = {name: _secret() for name in ("a", "b", "admin", "load", "up", "down", "p", "c")}
-    node_file = workdir / f"{EMBEDDED_NODE}.yaml"
-    node = {
-        "node": {
-            "node_id": EMBEDDED_NODE,
-            "name": "浙江省政务数据共享交换平台",
-            "level": "provincial",
-            "listen": f"127.0.0.1:{node_port}",
-            "database": f"{EMBEDDED_NODE}.sqlite3",
-            "rate_limit_per_app": 200,
-            # ATS-CAS-08 allows any cascade timeout up to 10 s; 5 s keeps the embedded run brisk
-            # (its check waits out one timeout against a hanging neighbour).
-            "cascade_timeout_s": 5,
-            "systems_integrated": 12,
-            "parent": {
-                "node_id": "100000",
-                "url": f"http://127.0.0.1:{parent_port}",
-                "app_id": "node-330000",
-                "secret": creds["up"],
-            },
-            "children": [
-                {
-                    "node_id": "330100",
-                    "name": "杭州市政务数据共享交换平台",
-                    "level": "municipal",
-                    "url": f"http://127.0.0.1:{child_port}",
-                    "app_id": "node-330000",
-                    "secret": creds["down"],
-                }
-            ],
-        },
-        "apps": [
-            {"app_id": "consumer-a", "secret": creds["a"], "role": "consumer"},
-            {"app_id": "consumer-b", "secret": creds["b"], "role": "consumer"},
-            {"app_id": "admin", "secret": creds["admin"], "role": "provider-admin"},
-            {"app_id": "load", "secret": creds["load"], "role": "consumer", "rate_limit": 400},
-            {"app_id": "node-100000", "secret": creds["p"], "role": "node", "bound_node": "100000"},
-            {"app_id": "node-330100", "secret": creds["c"], "role": "node", "bound_node": "330100"},
-        ],
-        "seed": {"catalog": EMBEDDED_NODE},
-        "faults": [],
-        "tls": None,
-    }
-    target_file = workdir / "target.yaml"
-    target = {
-        "node": {
-            "base_url": f"http://127.0.0.1:{node_port}",
-            "level": "provincial",
-            "node_id": EMBEDDED_NODE,
-            "parent_id": "100000",
-        },
-        "apps": {
-            "consumer": {"app_id": "consumer-a", "secret": creds["a"]},
-            "consumer_b": {"app_id": "consumer-b", "secret": creds["b"]},
-            "admin": {"app_id": "admin", "secret": creds["admin"]},
-            "load": {"app_id": "load", "secret": creds["load"]},
-        },
-        "resources": _catalog_roles(EMBEDDED_NODE),
-        "neighbours": {
-            "parent": {
-                "listen": f"127.0.0.1:{parent_port}",
-                "node_id": "100000",
-                "as_parent": {"app_id": "node-100000", "secret": creds["p"]},
-                "candidate": {"app_id": "node-330000", "secret": creds["up"]},
-            },
-            "child": {
-                "listen": f"127.0.0.1:{child_port}",
-                "node_id": "330100",
-                "as_child": {"app_id": "node-330100", "secret": creds["c"]},
-                "candidate": {"app_id": "node-330000", "secret": creds["down"]},
-            },
-        },
-        "lab": True,
-    }
-    for path, document in ((node_file, node), (target_file, target)):
-        path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), "utf-8")
-        path.chmod(0o600)
-    return node_file, target_file
+    """Writes the node file of reference node 330000 and its target file, from the plan
+    ``embedded`` (fixtures/embedded.yaml); answers both paths."""
+    try:
+        plan = load_plan("embedded")
+        files = node_files(plan, "127.0.0.1", plan_ports(plan))
+        target = target_document(plan, files)
+    except LaunchError as exc:
+        raise RunError(str(exc)) from None
+    node_file = write_file(workdir / f"{plan.candidate}.yaml", files[plan.candidate])
+    return node_file, write_file(workdir / "target.yaml", target)
 
 
 @contextmanager
-def reference_node(
-    node_file: Path, health_url: str, quiet: bool
-) -> Iterator[subprocess.Popen[bytes]]:
-    """One reference node process, healthy for the duration of the block, then stopped."""
-    log = node_file.with_suffix(".log")
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "conformance.reference", "--config", str(node_file)],
-            stdout=sink,
-            stderr=sink,
-            stdin=subprocess.DEVNULL,
-            cwd=node_file.parent,
-            # Its own session: Ctrl-C reaches the runner, which stops the node in order.
-            start_new_session=True,
-        )
+def reference_node(node_file: Path, quiet: bool) -> Iterator[RunningNode]:
+    """One reference node process, listening for the duration of the block, then stopped."""
     try:
-        _wait_healthy(process, health_url, log)
+        node = start_node(node_file)
+    except LaunchError as exc:
+        raise RunError(f"reference node: {exc}") from None
+    try:
         if not quiet:
-            print(f"reference node {EMBEDDED_NODE} ready at {health_url.rsplit('/api', 1)[0]}")
-        yield process
+            print(f"reference node {node.node_id} ready at {node.url}")
+        yield node
     finally:
-        _stop(process)
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    with requests.Session() as session:
-        session.trust_env = False
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                lines = log.read_text("utf-8", "replace").strip().splitlines() or ["no output"]
-                raise RunError(f"the reference node stopped at start: {lines[-1]}")
-            try:
-                if session.get(url, timeout=(1, 2)).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-    raise RunError(f"the reference node did not answer health within {_START_TIMEOUT_S:g} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=_STOP_TIMEOUT_S)
-    except ProcessLookupError:
-        process.wait(timeout=_STOP_TIMEOUT_S)
+        node.stop()
 
 
 @contextmanager
 def embedded_target(workdir: Path, quiet: bool = False) -> Iterator[tuple[Path, NeighbourSet]]:
-    """The embedded default: emulated neighbours and a healthy reference node 330000.
+    """The embedded default: emulated neighbours and a listening reference node 330000.
 
     Answers the target file and the running neighbours; everything stops with the block.
     """
@@ -370,7 +237,7 @@ def embedded_target(workdir: Path, quiet: bool = False) -> Iterator[tuple[Path, 
     # The neighbours listen first, so that the node's first push finds its parent.
     neighbours = start_neighbours(target.neighbours)
     try:
-        with reference_node(node_file, f"{target.node.base_url}{ats.HEALTH}", quiet):
+        with reference_node(node_file, quiet):
             yield target_file, neighbours
     finally:
         neighbours.stop()

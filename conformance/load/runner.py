@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 
 from conformance.load.plan import LoadPlan, LoadProfileError
 from conformance.masking import Masker
+from conformance.topology import free_ports
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SECRET_ENV = "ATS_LOAD_SECRET"
@@ -105,10 +105,6 @@ class RemoteWorkers:
         return f"{self.count}@{self.bind_host}:{self.bind_port}"
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(path: Path, secret: str) -> str:
@@ -220,7 +216,7 @@ def run_plan(
     local = plan.workers if local_workers is None else local_workers
     # Local workers reach a master bound to every address through loopback.
     connect_host = _WILDCARDS.get(bind_host, bind_host)
-    port = bind_port or _free_port(connect_host)
+    port = bind_port or free_ports(1, connect_host)[0]
     run_time = int(plan.duration_s + margin_s + worker_wait_s)
     with tempfile.TemporaryDirectory(prefix="ats-load-") as folder:
         work = Path(folder)

@@ -11,98 +11,58 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
-import yaml
 
-from conformance.codes import uscc_problem
-from conformance.data import data_dir
+from conformance.topology import (
+    START_TIMEOUT_S,
+    LaunchError,
+    Plan,
+    RunningNode,
+    Slot,
+    Spawned,
+    StartCancelled,
+    await_ready,
+    load_plan,
+    node_files,
+    plan_ports,
+    spawn_node,
+    start_node,
+    stop_processes,
+    target_document,
+    write_file,
+)
 
-_STOP_GRACE_S = 5.0
-_START_TIMEOUT_S = 30.0
 _SYNC_TIMEOUT_S = 20.0
 _POLL_S = 0.05
 
-
-class LaunchError(Exception):
-    """A node or the topology could not be started; the message is one line naming the cause."""
-
-
-class StartCancelled(Exception):
-    """The start of the topology was cancelled (Ctrl-C); every node started so far has ended."""
-
-
-@dataclass(frozen=True)
-class TopologyNode:
-    """One node of the topology plan: who it is, its parent and its port offset."""
-
-    node_id: str
-    name: str
-    level: str
-    parent: str | None
-    port_offset: int
-    systems_integrated: int
-    # Wired into its parent, never started: the child slot a live run emulates.
-    emulated: bool = False
-
-
-@dataclass(frozen=True)
-class TopologyPlan:
-    """The topology plan of fixtures/topology.yaml with the department id resolved."""
-
-    nodes: tuple[TopologyNode, ...]
-    candidate: str
-    rate_limit_per_app: int
-    cascade_timeout_s: float
-    apps: Mapping[str, Mapping[str, Any]]
-
-    def node(self, node_id: str) -> TopologyNode:
-        """The plan of the node with this id."""
-        return next(n for n in self.nodes if n.node_id == node_id)
-
-    def children(self, node_id: str) -> tuple[TopologyNode, ...]:
-        """The nodes whose parent is this node, the emulated slots among them."""
-        return tuple(n for n in self.nodes if n.parent == node_id)
-
-    @property
-    def started(self) -> tuple[TopologyNode, ...]:
-        """The nodes that run, every node but the emulated slots."""
-        return tuple(n for n in self.nodes if not n.emulated)
-
-
-@dataclass
-class RunningNode:
-    """A reference node running in its own process, listening at `url`."""
-
-    node_id: str
-    url: str
-    process: subprocess.Popen[bytes]
-    config_path: Path
-    log_path: Path
-
-    def stop(self, timeout_s: float = _STOP_GRACE_S) -> None:
-        """The process has ended: terminated, and killed when it outlives the grace period."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout_s)
+# The plan format, node files, target file, readiness and stop are conformance.topology's;
+# these names stay importable here for the tests and benchmarks that start nodes.
+TopologyPlan = Plan
+TopologyNode = Slot
+__all__ = [
+    "LaunchError",
+    "RunningNode",
+    "StartCancelled",
+    "Topology",
+    "TopologyNode",
+    "TopologyPlan",
+    "load_plan",
+    "node_files",
+    "serve",
+    "start_node",
+    "start_topology",
+]
 
 
 @dataclass
@@ -110,7 +70,7 @@ class Topology:
     """Running nodes of the reference topology, their node files and the candidate's target."""
 
     workdir: Path
-    plan: TopologyPlan
+    plan: Plan
     configs: dict[str, dict[str, Any]]
     nodes: dict[str, RunningNode] = field(default_factory=dict)
 
@@ -146,23 +106,21 @@ class Topology:
 
     def target(self, candidate: str | None = None) -> dict[str, Any]:
         """The target file (DESIGN "Target file") certifying `candidate` with real neighbours."""
-        return _target_for(self, candidate or self.plan.candidate)
+        me = candidate or self.plan.candidate
+        return target_document(
+            self.plan, self.configs, me, base_url=self.url(me), folder=self.workdir
+        )
 
     def write_target(self, path: str | Path, candidate: str | None = None) -> Path:
         """The target file is written at `path` (created with owner-only permissions)."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        text = yaml.safe_dump(self.target(candidate), allow_unicode=True, sort_keys=False)
-        out.touch(mode=0o600, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-        return out
+        return write_file(path, self.target(candidate))
 
     def stop(self) -> None:
         """Every node process has ended, children before parents."""
         deepest_first = sorted(
-            self.nodes.values(), key=lambda n: _depth(self.plan, n.node_id), reverse=True
+            self.nodes.values(), key=lambda n: self.plan.depth(n.node_id), reverse=True
         )
-        _end([node.process for node in deepest_first])
+        stop_processes([node.process for node in deepest_first])
 
     def __enter__(self) -> Topology:
         return self
@@ -174,205 +132,6 @@ class Topology:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def load_plan(department_id: str | None = None) -> TopologyPlan:
-    """The topology plan; the department id is that of the department catalog of the fixtures."""
-    raw = yaml.safe_load((data_dir("fixtures") / "topology.yaml").read_text(encoding="utf-8"))
-    department = department_id or _fixture_department_id()
-    nodes = tuple(
-        TopologyNode(
-            node_id=str(n["node_id"] or department),
-            name=str(n["name"]),
-            level=str(n["level"]),
-            parent=None if n["parent"] is None else str(n["parent"]),
-            port_offset=int(n["port_offset"]),
-            systems_integrated=int(n["systems_integrated"]),
-            emulated=bool(n.get("emulated", False)),
-        )
-        for n in raw["nodes"]
-    )
-    return TopologyPlan(
-        nodes=nodes,
-        candidate=str(raw["candidate"]),
-        rate_limit_per_app=int(raw["rate_limit_per_app"]),
-        cascade_timeout_s=float(raw["cascade_timeout_s"]),
-        apps=raw["apps"],
-    )
-
-
-def _fixture_department_id() -> str:
-    folder = data_dir("fixtures") / "catalogs"
-    index = folder / "index.json"
-    if index.is_file():
-        return str(json.loads(index.read_text(encoding="utf-8"))["department"])
-    ids = sorted(p.stem for p in folder.glob("*.json") if uscc_problem(p.stem) is None)
-    if not ids:
-        raise LaunchError(f"{folder}: no department catalog (a file named <USCC>.json)")
-    return ids[0]
-
-
-def _secret() -> str:
-    # ATS §0: a secret is 32–128 characters of [A-Za-z0-9_-]; token_urlsafe(48) gives 64.
-    return secrets.token_urlsafe(48)
-
-
-def _free_ports(host: str, count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
-def _end(processes: Sequence[subprocess.Popen[bytes]]) -> None:
-    """The processes have ended: terminated in this order, killed when they outlive the grace."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + _STOP_GRACE_S
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=_STOP_GRACE_S)
-
-
-def _depth(plan: TopologyPlan, node_id: str) -> int:
-    parent = plan.node(node_id).parent
-    return 0 if parent is None else 1 + _depth(plan, parent)
-
-
-def node_files(
-    plan: TopologyPlan,
-    host: str,
-    ports: Mapping[str, int],
-    *,
-    cascade_timeout_s: float | None = None,
-    seeds: Mapping[str, str] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """The node files of the topology, keyed by node id, with fresh random secrets.
-
-    Every neighbour pair is wired both ways: the child's `node` app at the parent is the
-    child's `parent` credential, and the parent's `node` app at the child is the parent's
-    credential in its `children` list (ATS §8: each node signs with its own node app). An
-    emulated slot has no file: only its parent's side of the wiring exists.
-    """
-    timeout = plan.cascade_timeout_s if cascade_timeout_s is None else cascade_timeout_s
-    files: dict[str, dict[str, Any]] = {}
-    for n in plan.started:
-        apps = [{**app, "secret": _secret()} for app in plan.apps.values()]
-        files[n.node_id] = {
-            "node": {
-                "node_id": n.node_id,
-                "name": n.name,
-                "level": n.level,
-                "listen": f"{host}:{ports[n.node_id]}",
-                "database": f"{n.node_id}.sqlite3",
-                "rate_limit_per_app": plan.rate_limit_per_app,
-                "cascade_timeout_s": timeout,
-                "systems_integrated": n.systems_integrated,
-                "parent": None,
-                "children": [],
-            },
-            "apps": apps,
-            "seed": {"catalog": (seeds or {}).get(n.node_id, n.node_id)},
-            "faults": [],
-        }
-    for n in plan.nodes:
-        if n.parent is None:
-            continue
-        parent = files[n.parent]
-        up, down = _secret(), _secret()
-        parent["apps"].append(
-            {"app_id": f"node-{n.node_id}", "secret": up, "role": "node", "bound_node": n.node_id}
-        )
-        parent["node"]["children"].append(
-            {
-                "node_id": n.node_id,
-                "name": n.name,
-                "level": n.level,
-                "url": f"http://{host}:{ports[n.node_id]}",
-                "app_id": f"node-{n.parent}",
-                "secret": down,
-            }
-        )
-        # An emulated slot's side of the pair is in the target file (neighbours.emulated_child).
-        child = files.get(n.node_id)
-        if child is None:
-            continue
-        child["node"]["parent"] = {
-            "node_id": n.parent,
-            "url": f"http://{host}:{ports[n.parent]}",
-            "app_id": f"node-{n.node_id}",
-            "secret": up,
-        }
-        child["apps"].append(
-            {"app_id": f"node-{n.parent}", "secret": down, "role": "node", "bound_node": n.parent}
-        )
-    return files
-
-
-def start_node(
-    config_path: str | Path,
-    faults: Sequence[str] = (),
-    *,
-    timeout_s: float = _START_TIMEOUT_S,
-) -> RunningNode:
-    """A node process started from a node file, listening once this returns.
-
-    The node prints `ready <node_id> <url>` when it listens; its stdout and stderr go to
-    `<node file>.log` beside the node file.
-    """
-    return _await_ready(_spawn(Path(config_path), faults), timeout_s)
-
-
-def _spawn(config_path: Path, faults: Sequence[str]) -> tuple[Path, Path, subprocess.Popen[bytes]]:
-    log_path = config_path.with_suffix(".log")
-    command = [sys.executable, "-m", "conformance.reference", "--config", str(config_path)]
-    for name in faults:
-        command += ["--fault", name]
-    with log_path.open("wb") as log:
-        # A process group of its own: a terminal's Ctrl-C reaches the launcher, which stops the
-        # nodes children first, not every node at once in the middle of its start.
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            process_group=0,
-        )
-    return config_path, log_path, process
-
-
-def _check_cancel(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise StartCancelled("the start was cancelled")
-
-
-def _await_ready(
-    spawned: tuple[Path, Path, subprocess.Popen[bytes]],
-    timeout_s: float,
-    cancel: threading.Event | None = None,
-) -> RunningNode:
-    config_path, log_path, process = spawned
-    deadline = time.monotonic() + timeout_s
-    while True:
-        _check_cancel(cancel)
-        for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            words = line.split()
-            if len(words) == 3 and words[0] == "ready":
-                return RunningNode(words[1], words[2], process, config_path, log_path)
-        if process.poll() is not None:
-            lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-            reason = lines[-1] if lines else f"exit status {process.returncode}"
-            raise LaunchError(f"{config_path}: the node did not start: {reason}")
-        if time.monotonic() > deadline:
-            process.kill()
-            process.wait(timeout=_STOP_GRACE_S)
-            raise LaunchError(f"{config_path}: the node was not ready within {timeout_s:g} s")
-        time.sleep(_POLL_S)
 
 
 def start_topology(
@@ -393,30 +152,24 @@ def start_topology(
     node ids to seed catalogs (a fixture name or a file path) in place of the fixtures'.
     Once `cancel` is set, the start ends every node and raises StartCancelled.
     """
-    plan = load_plan(department_id)
+    plan = load_plan("topology", department_id)
+    if cascade_timeout_s is not None:
+        plan = replace(plan, cascade_timeout_s=cascade_timeout_s)
     folder = Path(workdir)
     folder.mkdir(parents=True, exist_ok=True)
-    if base_port:
-        ports = {n.node_id: base_port + n.port_offset for n in plan.nodes}
-    else:
-        ports = dict(
-            zip((n.node_id for n in plan.nodes), _free_ports(host, len(plan.nodes)), strict=True)
-        )
-    configs = node_files(plan, host, ports, cascade_timeout_s=cascade_timeout_s, seeds=seeds)
+    configs = node_files(plan, host, plan_ports(plan, host, base_port), seeds=seeds)
     topology = Topology(folder, plan, configs)
-    spawned: list[tuple[Path, Path, subprocess.Popen[bytes]]] = []
+    spawned: list[Spawned] = []
     try:
         for node_id, config in configs.items():
-            path = folder / f"{node_id}.yaml"
-            path.touch(mode=0o600, exist_ok=True)
-            path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), "utf-8")
-            spawned.append(_spawn(path, tuple((faults or {}).get(node_id, ()))))
+            path = write_file(folder / f"{node_id}.yaml", config)
+            spawned.append(spawn_node(path, tuple((faults or {}).get(node_id, ()))))
         for item in spawned:
-            node = _await_ready(item, _START_TIMEOUT_S, cancel)
+            node = await_ready(item, START_TIMEOUT_S, cancel)
             topology.nodes[node.node_id] = node
         _await_synced(topology, cancel)
     except BaseException:
-        _end([process for _, _, process in reversed(spawned)])
+        stop_processes([item.process for item in reversed(spawned)])
         raise
     return topology
 
@@ -435,7 +188,8 @@ def _await_synced(topology: Topology, cancel: threading.Event | None = None) -> 
                 raise LaunchError(f"{node.config_path}: the node does not answer health")
         expected = sum(_local_total(http, topology, n, admin) for n in topology.nodes)
         while True:
-            _check_cancel(cancel)
+            if cancel is not None and cancel.is_set():
+                raise StartCancelled("the start was cancelled")
             target = "/api/v1/catalog/resources?scope=subtree&size=1"
             headers = sign_headers(
                 method="GET",
@@ -472,64 +226,6 @@ def _local_total(http: httpx.Client, topology: Topology, node_id: str, admin: st
     return int(answer.json()["total"])
 
 
-def _seed_file(topology: Topology, node_id: str) -> Path:
-    # The node file's seed.catalog: a packaged catalog name or a path (relative to the workdir).
-    name = str(topology.configs[node_id]["seed"]["catalog"])
-    if "/" in name or name.endswith(".json"):
-        return topology.workdir / name
-    return data_dir("fixtures") / "catalogs" / f"{name}.json"
-
-
-def _credential(topology: Topology, at: str, app_id: str) -> dict[str, str]:
-    return {"app_id": app_id, "secret": topology.secret(at, app_id)}
-
-
-def _target_for(topology: Topology, candidate: str) -> dict[str, Any]:
-    plan = topology.plan
-    me = plan.node(candidate)
-    roles = json.loads(_seed_file(topology, candidate).read_text(encoding="utf-8"))["roles"]
-    target: dict[str, Any] = {
-        "node": {
-            "base_url": topology.url(candidate),
-            "level": me.level,
-            "node_id": candidate,
-            "parent_id": me.parent,
-            "ca_bundle": None,
-            "http_url": None,
-        },
-        "apps": {
-            name: _credential(topology, candidate, str(app["app_id"]))
-            for name, app in plan.apps.items()
-        },
-        "resources": {name: roles[name] for name in sorted(roles)},
-        # ATS §0, §11: the topology listens on plain HTTP, so a run against it is a lab run.
-        "lab": True,
-        # The neighbours are real nodes of the topology, not emulated by the suite.
-        "neighbours": {"live": True},
-    }
-    neighbours = target["neighbours"]
-    if me.parent is not None:
-        neighbours["parent"] = {
-            "listen": topology.configs[me.parent]["node"]["listen"],
-            "node_id": me.parent,
-            "as_parent": _credential(topology, candidate, f"node-{me.parent}"),
-            "candidate": _credential(topology, me.parent, f"node-{candidate}"),
-        }
-    # The first real child, and the first emulated slot the suite stands in for (live mode).
-    for child in plan.children(candidate):
-        member = "emulated_child" if child.emulated else "child"
-        if member in neighbours:
-            continue
-        wired = topology.wired_child(candidate, child.node_id)
-        neighbours[member] = {
-            "listen": wired["url"].removeprefix("http://"),
-            "node_id": child.node_id,
-            "as_child": _credential(topology, candidate, f"node-{child.node_id}"),
-            "candidate": {"app_id": wired["app_id"], "secret": wired["secret"]},
-        }
-    return target
-
-
 @contextlib.contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
@@ -550,7 +246,7 @@ def serve(args: argparse.Namespace) -> int:
 
         return run_node(args.node, tuple(args.fault))
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ats-topology-"))
-    plan = load_plan()
+    plan = load_plan("topology")
     stop = threading.Event()
     with _stop_on_signals(stop):
         try:

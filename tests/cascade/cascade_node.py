@@ -8,15 +8,12 @@ verdict taken from the outcome it raises.
 from __future__ import annotations
 
 import json
-import secrets
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-import yaml
+from support.nodes import PlannedNode, plan_node, running
 
 from conformance.checks import (
     CheckContext,
@@ -30,8 +27,9 @@ from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.outcomes import decide
 from conformance.profile import load_profile
 from conformance.reference.faults import FAULTS
-from conformance.reference.launcher import start_node, start_topology
+from conformance.reference.launcher import start_topology
 from conformance.target import load_target
+from conformance.topology import write_file
 
 NODE_ID = "330000"
 CHILD_ID = "330100"
@@ -44,90 +42,12 @@ CAS = tuple(f"ATS-CAS-{n:02d}" for n in range(1, 12))
 PARAM_OVERRIDES = {"ATS-CAS-10": {"within_s": 12}}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cred(app_id: str) -> dict[str, str]:
-    return {"app_id": app_id, "secret": secrets.token_urlsafe(48)}
-
-
-def _files(folder: Path) -> tuple[Path, Path]:
-    """A node file and a target file naming the same apps, resources and neighbours."""
-    apps = {
-        "consumer": _cred("consumer-a"),
-        "consumer_b": _cred("consumer-b"),
-        "admin": _cred("admin"),
-        "load": _cred("load"),
-    }
-    parent_port, child_port = _free_port(), _free_port()
-    as_parent, as_child = _cred("node-100000"), _cred("node-330100")
-    up, down = _cred("node-330000"), _cred("node-330000")
-    seed = data_dir("fixtures") / "catalogs" / f"{NODE_ID}.json"
-    node = {
-        "node": {
-            "node_id": NODE_ID,
-            "name": "浙江省政务数据共享交换平台",
-            "level": "provincial",
-            "listen": "127.0.0.1:0",
-            "database": "node.sqlite3",
-            "rate_limit_per_app": RATE_LIMIT,
-            "cascade_timeout_s": CASCADE_TIMEOUT_S,
-            "systems_integrated": 12,
-            "parent": {"node_id": "100000", "url": f"http://127.0.0.1:{parent_port}", **up},
-            "children": [
-                {
-                    "node_id": CHILD_ID,
-                    "name": "杭州市政务数据共享交换平台",
-                    "level": "municipal",
-                    "url": f"http://127.0.0.1:{child_port}",
-                    **down,
-                }
-            ],
-        },
-        "apps": [
-            *(
-                {**cred, "role": "provider-admin" if name == "admin" else "consumer"}
-                for name, cred in apps.items()
-            ),
-            {**as_parent, "role": "node", "bound_node": "100000"},
-            {**as_child, "role": "node", "bound_node": CHILD_ID},
-        ],
-        "seed": {"catalog": str(seed)},
-        "faults": [],
-    }
-    target = {
-        "node": {
-            "base_url": "http://127.0.0.1:1",
-            "level": "provincial",
-            "node_id": NODE_ID,
-            "parent_id": "100000",
-        },
-        "apps": apps,
-        "resources": json.loads(seed.read_text("utf-8"))["roles"],
-        "lab": True,
-        "timeouts": {"connect_s": 3, "read_s": 10},
-        "neighbours": {
-            "parent": {
-                "listen": f"127.0.0.1:{parent_port}",
-                "node_id": "100000",
-                "as_parent": as_parent,
-                "candidate": up,
-            },
-            "child": {
-                "listen": f"127.0.0.1:{child_port}",
-                "node_id": CHILD_ID,
-                "as_child": as_child,
-                "candidate": down,
-            },
-        },
-    }
-    node_path, target_path = folder / "node.yaml", folder / "target.yaml"
-    node_path.write_text(yaml.safe_dump(node, allow_unicode=True), "utf-8")
-    target_path.write_text(yaml.safe_dump(target, allow_unicode=True), "utf-8")
-    return node_path, target_path
+def _planned(folder: Path) -> PlannedNode:
+    """Node 330000 between the emulated parent and child, on paper."""
+    planned = plan_node(folder, rate_limit=RATE_LIMIT, cascade_timeout_s=CASCADE_TIMEOUT_S)
+    planned.target["timeouts"] = {"connect_s": 3, "read_s": 10}
+    planned.write()
+    return planned
 
 
 @dataclass
@@ -185,16 +105,12 @@ def push_child_catalog(client: NodeClient) -> None:
 
 
 @contextmanager
-def _running(node_path: Path, target_path: Path, faults: Sequence[str]) -> Iterator[NodeClient]:
-    """The node of ``node_path`` started with these faults, the target file pointed at it, a
-    client of it, and the child's first push made."""
+def _running(planned: PlannedNode, faults: Sequence[str]) -> Iterator[NodeClient]:
+    """The planned node started with these faults, the target file pointed at it, a client of
+    it, and the child's first push made."""
     with ExitStack() as stack:
-        running = start_node(node_path, faults)
-        stack.callback(running.stop)
-        document: dict[str, Any] = yaml.safe_load(target_path.read_text("utf-8"))
-        document["node"]["base_url"] = running.url
-        target_path.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
-        client = NodeClient(load_target(target_path))
+        stack.enter_context(running(planned, faults))
+        client = NodeClient(load_target(planned.target_file))
         stack.callback(client.close)
         push_child_catalog(client)
         yield client
@@ -203,13 +119,13 @@ def _running(node_path: Path, target_path: Path, faults: Sequence[str]) -> Itera
 @contextmanager
 def emulated_candidate(folder: Path, faults: Sequence[str] = ()) -> Iterator[Candidate]:
     """The reference node with these faults, its emulated neighbours listening."""
-    node_path, target_path = _files(folder)
+    planned = _planned(folder)
     with ExitStack() as stack:
-        target = load_target(target_path)
+        target = load_target(planned.target_file)
         assert target.neighbours is not None
         neighbours = start_neighbours(target.neighbours)
         stack.callback(neighbours.stop)
-        client = stack.enter_context(_running(node_path, target_path, faults))
+        client = stack.enter_context(_running(planned, faults))
         yield Candidate(client, neighbours)
 
 
@@ -217,9 +133,9 @@ def emulated_candidate(folder: Path, faults: Sequence[str] = ()) -> Iterator[Can
 def candidate_target(folder: Path, faults: Sequence[str] = ()) -> Iterator[Path]:
     """The reference node with these faults, running, and the target file that certifies it;
     the emulated neighbours are left to the run (``conformance run`` starts them)."""
-    node_path, target_path = _files(folder)
-    with _running(node_path, target_path, faults):
-        yield target_path
+    planned = _planned(folder)
+    with _running(planned, faults):
+        yield planned.target_file
 
 
 @contextmanager
@@ -237,9 +153,7 @@ def live_candidate(
         document = topology.target()
         if not emulated_child:
             del document["neighbours"]["emulated_child"]
-        target_path = folder / "target.yaml"
-        target_path.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
-        target = load_target(target_path)
+        target = load_target(write_file(folder / "target.yaml", document))
         assert target.neighbours is not None
         neighbours = start_neighbours(target.neighbours)
         stack.callback(neighbours.stop)

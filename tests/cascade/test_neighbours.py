@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from support.nodes import free_port
 
 from conformance import signing
 from conformance.neighbours import (
@@ -27,16 +28,14 @@ CODE = "101001/330199"
 QUERY = f"/api/v1/share/{CODE}/query"
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def child() -> Iterator[EmulatedNeighbour]:
     spec = NeighbourSpec(
-        "child", f"127.0.0.1:{_port()}", "330100", AppCredential("node-330100", "d" * 40), CANDIDATE
+        "child",
+        f"127.0.0.1:{free_port()}",
+        "330100",
+        AppCredential("node-330100", "d" * 40),
+        CANDIDATE,
     )
     neighbour = EmulatedNeighbour(spec).start()
     yield neighbour
@@ -144,7 +143,7 @@ def test_an_unknown_mode_is_refused() -> None:
 def test_the_parent_accepts_pushes_with_the_count(child: EmulatedNeighbour) -> None:
     spec = NeighbourSpec(
         "parent",
-        f"127.0.0.1:{_port()}",
+        f"127.0.0.1:{free_port()}",
         "100000",
         AppCredential("node-100000", "e" * 40),
         CANDIDATE,

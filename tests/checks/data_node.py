@@ -10,15 +10,12 @@ taken from the outcome it raises.
 from __future__ import annotations
 
 import json
-import secrets
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-import yaml
+from support.nodes import plan_node, running
 
 from conformance.checks import (
     CheckContext,
@@ -30,7 +27,6 @@ from conformance.data import data_dir
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.outcomes import decide
 from conformance.profile import load_profile
-from conformance.reference.launcher import start_node
 from conformance.target import load_target
 
 NODE_ID = "330000"
@@ -39,105 +35,6 @@ RATE_LIMIT = 2000
 DATA_CHAPTERS = ("CAT", "SHR", "SUB", "PRIV", "STAT")
 # The reference node probes its children every 2 s: a short wait proves the drop (ATS-STAT-02).
 PARAM_OVERRIDES = {"ATS-STAT-02": {"probe_max_age_s": 3, "probe_timeout_s": 2}}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cred(app_id: str) -> dict[str, str]:
-    return {"app_id": app_id, "secret": secrets.token_urlsafe(48)}
-
-
-def _files(
-    folder: Path, catalog: str, *, children: bool = True, emulate_child: bool = True
-) -> tuple[Path, Path]:
-    """A node file and a target file naming the same apps, resources and neighbours: without
-    ``children`` the node has none; without ``emulate_child`` the target file names no child
-    although the node has one (which then never answers)."""
-    apps = {
-        "consumer": _cred("consumer-a"),
-        "consumer_b": _cred("consumer-b"),
-        "admin": _cred("admin"),
-        "load": _cred("load"),
-    }
-    parent_port, child_port = _free_port(), _free_port()
-    as_parent, as_child = _cred("node-100000"), _cred("node-330100")
-    up, down = _cred("node-330000"), _cred("node-330000")
-    seed = (
-        data_dir("fixtures") / "catalogs" / f"{catalog}.json"
-        if "/" not in catalog
-        else Path(catalog)
-    )
-    resources = json.loads(seed.read_text("utf-8"))["roles"]
-    node = {
-        "node": {
-            "node_id": NODE_ID,
-            "name": "浙江省政务数据共享交换平台",
-            "level": "provincial",
-            "listen": "127.0.0.1:0",
-            "database": "node.sqlite3",
-            "rate_limit_per_app": RATE_LIMIT,
-            "cascade_timeout_s": 2,
-            "systems_integrated": 12,
-            "parent": {"node_id": "100000", "url": f"http://127.0.0.1:{parent_port}", **up},
-            "children": [
-                {
-                    "node_id": "330100",
-                    "name": "杭州市政务数据共享交换平台",
-                    "level": "municipal",
-                    "url": f"http://127.0.0.1:{child_port}",
-                    **down,
-                }
-            ] if children else [],
-        },
-        "apps": [
-            *({**cred, "role": "provider-admin" if name == "admin" else "consumer"}
-              for name, cred in apps.items()),
-            {**as_parent, "role": "node", "bound_node": "100000"},
-            *([{**as_child, "role": "node", "bound_node": "330100"}] if children else []),
-        ],
-        "seed": {"catalog": str(seed)},
-        "faults": [],
-    }  # fmt: skip
-    target = {
-        "node": {
-            "base_url": "http://127.0.0.1:1",
-            "level": "provincial",
-            "node_id": NODE_ID,
-            "parent_id": "100000",
-        },
-        "apps": apps,
-        "resources": resources,
-        "lab": True,
-        "timeouts": {"connect_s": 3, "read_s": 10},
-        "neighbours": {
-            "parent": {
-                "listen": f"127.0.0.1:{parent_port}",
-                "node_id": "100000",
-                "as_parent": as_parent,
-                "candidate": up,
-            },
-            **(
-                {
-                    "child": {
-                        "listen": f"127.0.0.1:{child_port}",
-                        "node_id": "330100",
-                        "as_child": as_child,
-                        "candidate": down,
-                    }
-                }
-                if children and emulate_child
-                else {}
-            ),
-        },
-    }
-    node_path, target_path = folder / "node.yaml", folder / "target.yaml"
-    node_path.write_text(yaml.safe_dump(node, allow_unicode=True), "utf-8")
-    target_path.write_text(yaml.safe_dump(target, allow_unicode=True), "utf-8")
-    return node_path, target_path
 
 
 @dataclass
@@ -185,24 +82,29 @@ def data_node(
     children: bool = True,
     emulate_child: bool = True,
 ) -> Iterator[DataNode]:
-    """A reference node with these faults, its emulated neighbours listening (see ``_files``
-    for ``children`` and ``emulate_child``)."""
-    node_path, target_path = _files(folder, catalog, children=children, emulate_child=emulate_child)
+    """A reference node with these faults, its emulated neighbours listening: without
+    ``children`` the node has none; without ``emulate_child`` the target file names no child
+    although the node has one (which then never answers)."""
+    planned = plan_node(
+        folder,
+        rate_limit=RATE_LIMIT,
+        children=children,
+        seed=catalog,
+        omit=() if emulate_child else ("330100",),
+    )
+    planned.target["timeouts"] = {"connect_s": 3, "read_s": 10}
+    planned.write()
     with ExitStack() as stack:
-        target = load_target(target_path)
+        target = load_target(planned.target_file)
         assert target.neighbours is not None
         neighbours = start_neighbours(target.neighbours)
         stack.callback(neighbours.stop)
-        running = start_node(node_path, faults)
-        stack.callback(running.stop)
-        document: dict[str, Any] = yaml.safe_load(target_path.read_text("utf-8"))
-        document["node"]["base_url"] = running.url
-        target_path.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
-        client = NodeClient(load_target(target_path))
+        stack.enter_context(running(planned, faults))
+        client = NodeClient(load_target(planned.target_file))
         stack.callback(client.close)
         if target.neighbours.child is not None:
             _push_child_catalog(client)
-        yield DataNode(target_path, neighbours, client)
+        yield DataNode(planned.target_file, neighbours, client)
 
 
 def _push_child_catalog(client: NodeClient) -> None:

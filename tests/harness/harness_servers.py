@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from support.nodes import free_port
+
 Responder = Callable[[bytes], bytes]
 _MAX_REQUEST = 64 * 1024
 
@@ -153,7 +155,4 @@ def dripping_port(interval_s: float = 0.2, bound_s: float = 60.0) -> Iterator[st
 
 def closed_port() -> str:
     """The URL of a loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,18 +18,13 @@ from pathlib import Path
 
 import pytest
 from loadnode import running_node, short_profile
+from support.nodes import free_port
 
 from conformance.load import RemoteWorkers, load_load_profile
 from conformance.load.stage import run_stage, run_stepped
 from conformance.target import Target
 
 PERF = ("ATS-PERF-01", "ATS-PERF-02", "ATS-PERF-03", "ATS-PERF-04")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cli(*args: str) -> list[str]:
@@ -66,7 +60,7 @@ def remote_workers(target: Target, port: int, count: int = 2) -> Iterator[list[s
 def test_two_remote_workers_serve_the_stage_and_the_stepped_load(tmp_path: Path) -> None:
     profile = short_profile()
     params = {c.id: c.params for c in profile.clauses}
-    port = _free_port()
+    port = free_port()
     remote = RemoteWorkers(2, "127.0.0.1", port)
     with running_node(tmp_path) as target, remote_workers(target, port) as workers:
         stage = run_stage(
@@ -97,7 +91,7 @@ def test_two_remote_workers_serve_the_stage_and_the_stepped_load(tmp_path: Path)
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_conformance_load_with_remote_workers_judges_the_perf_clauses(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     reports = tmp_path / "reports"
     with running_node(tmp_path) as target, remote_workers(target, port):
         done = subprocess.run(

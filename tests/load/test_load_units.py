@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from loadnode import ROLES, assess, context, short_profile, write_files
+from support.nodes import free_port
 
 from conformance.checks import RunState
 from conformance.cli import build_parser
@@ -49,12 +49,6 @@ def _phase(rate: float = 50, window: float = 4):
         generator=PROFILE.generator,
         caps=PROFILE.caps,
     )
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _records(rate: float, window: float, latency_ms: float, status: int = 200, code=None):
@@ -266,11 +260,11 @@ def test_a_worker_refuses_a_plan_over_the_ceiling_whoever_sent_it(tmp_path: Path
     # A bare locust master (as an operator may start one) hands a plan over the code's rate
     # ceiling to a worker: the worker sends nothing and reports why. Its host is a closed
     # loopback port, so nothing could be reached even if it did send.
-    port = _closed_port()
+    port = free_port()
     phase = replace(_phase(), rate_per_s=CEILINGS.max_rate_per_s * 2, window_s=1)
     plan = LoadPlan(f"http://127.0.0.1:{port}", "load", "HMAC-SM3", 1.0, 1, (phase,))
     out = tmp_path / "results.json"
-    master_port = _closed_port()
+    master_port = free_port()
     master = master_command(plan, out, bind_host="127.0.0.1", bind_port=master_port,
                             run_time_s=30, worker_wait_s=20)  # fmt: skip
     env = {**os.environ, "ATS_LOAD_SECRET": "not-a-secret"}

@@ -8,10 +8,7 @@ Every request has a timeout; every test only talks to nodes started here.
 from __future__ import annotations
 
 import json
-import queue
-import secrets
-import subprocess
-import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-import yaml
+from support.nodes import CHILD_ID, PARENT_ID, PlannedNode, plan_node, running, wait_until
 
 from conformance import signing
 from conformance.data import data_dir
@@ -33,19 +30,6 @@ CATALOG = json.loads((data_dir("fixtures") / "catalogs" / f"{NODE_ID}.json").rea
 ROLES: Mapping[str, str] = CATALOG["roles"]
 
 
-def _secret() -> str:
-    return secrets.token_urlsafe(48)
-
-
-def _closed_port() -> int:
-    # A port nothing listens on: neighbours that are down.
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class App:
     """An app registered at the test node."""
@@ -55,56 +39,29 @@ class App:
     role: str
 
 
+def _planned(
+    folder: Path, database: str, faults: Sequence[str] = ()
+) -> tuple[PlannedNode, dict[str, App]]:
+    """Node 330000 (parent and child down) written into ``folder``, and its apps by short name."""
+    planned = plan_node(folder, database=database, omit=(PARENT_ID, CHILD_ID))
+    planned.node["faults"] = list(faults)
+    planned.write()
+    short = {"parent": f"node-{PARENT_ID}", "child": f"node-{CHILD_ID}"}
+    names = {**{name: app["app_id"] for name, app in planned.plan.apps.items()}, **short}
+    apps = {
+        name: App(app_id, str(planned.app(app_id)["secret"]), str(planned.app(app_id)["role"]))
+        for name, app_id in names.items()
+    }
+    return planned, apps
+
+
 def node_document(
     database: str, faults: Sequence[str] = ()
 ) -> tuple[dict[str, Any], dict[str, App]]:
     """A provincial node file (parent and child down) and its apps by short name."""
-    apps = {
-        "consumer": App("consumer-a", _secret(), "consumer"),
-        "consumer_b": App("consumer-b", _secret(), "consumer"),
-        "admin": App("admin", _secret(), "provider-admin"),
-        "load": App("load", _secret(), "consumer"),
-        "parent": App("node-100000", _secret(), "node"),
-        "child": App("node-330100", _secret(), "node"),
-    }
-    document = {
-        "node": {
-            "node_id": NODE_ID,
-            "name": "浙江省政务数据共享交换平台",
-            "level": "provincial",
-            "listen": "127.0.0.1:0",
-            "database": database,
-            "rate_limit_per_app": 50,
-            "cascade_timeout_s": 2,
-            "systems_integrated": 12,
-            "parent": {
-                "node_id": "100000",
-                "url": f"http://127.0.0.1:{_closed_port()}",
-                "app_id": "node-330000",
-                "secret": _secret(),
-            },
-            "children": [
-                {
-                    "node_id": "330100",
-                    "name": "杭州市政务数据共享交换平台",
-                    "level": "municipal",
-                    "url": f"http://127.0.0.1:{_closed_port()}",
-                    "app_id": "node-330000",
-                    "secret": _secret(),
-                }
-            ],
-        },
-        "apps": [
-            {"app_id": a.app_id, "secret": a.secret, "role": a.role}
-            | ({"rate_limit": 400} if name == "load" else {})
-            | ({"bound_node": "100000"} if name == "parent" else {})
-            | ({"bound_node": "330100"} if name == "child" else {})
-            for name, a in apps.items()
-        ],
-        "seed": {"catalog": NODE_ID},
-        "faults": list(faults),
-    }
-    return document, apps
+    with tempfile.TemporaryDirectory(prefix="ats-refnode-") as folder:
+        planned, apps = _planned(Path(folder), database, faults)
+    return planned.node, apps
 
 
 class Node:
@@ -168,46 +125,12 @@ class Node:
         self.http.close()
 
 
-def _wait_ready(process: subprocess.Popen[str]) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        line = lines.get(timeout=START_TIMEOUT_S)
-    except queue.Empty:
-        process.kill()
-        raise RuntimeError("the node did not announce itself") from None
-    kind, _, url = line.split()
-    assert kind == "ready", line
-    return url
-
-
 @pytest.fixture(scope="session")
 def node_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, App]]]:
     folder = tmp_path_factory.mktemp("node")
-    document, apps = node_document("node.sqlite3")
-    path = folder / "node.yaml"
-    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "conformance.reference", "--config", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield _wait_ready(process), apps
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    planned, apps = _planned(folder, "node.sqlite3")
+    with running(planned) as node:
+        yield node.url, apps
 
 
 @pytest.fixture(scope="session")
@@ -263,11 +186,6 @@ def start_thread_node(folder: Path, faults: Sequence[str] = ()) -> ThreadNode:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    for _ in range(int(START_TIMEOUT_S / 0.01)):
-        if server.started:
-            break
-        threading.Event().wait(0.01)
-    else:
-        raise RuntimeError("the node did not start")
+    wait_until(lambda: server.started, START_TIMEOUT_S, "the node in a thread did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     return ThreadNode(server, thread, f"http://127.0.0.1:{port}", apps, faults)

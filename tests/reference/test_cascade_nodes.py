@@ -9,7 +9,6 @@ closed ports, so the pushes of the tests stand in for them.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,9 +20,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from support.nodes import free_port
 
 from conformance import signing
-from conformance.reference.launcher import RunningNode, start_node
+from conformance.topology import RunningNode, start_node, stop_processes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -188,12 +188,6 @@ def _reset(script: Script) -> Iterator[None]:
     script.release.set()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # -- the node under test ------------------------------------------------------------------------
 
 
@@ -215,7 +209,7 @@ def write_node(folder: Path, parent_url: str) -> Path:
         "records": {LOCAL_CODE: [{"region": "330102"}]},
     }
     (folder / "seed.json").write_text(json.dumps(seed, ensure_ascii=False), encoding="utf-8")
-    dead = f"http://127.0.0.1:{_closed_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     apps = [
         {"app_id": "consumer-a", "role": "consumer"},
         {"app_id": "admin", "role": "provider-admin"},
@@ -271,10 +265,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, parent_url: str) -> Iterator
         return started[faults]
 
     yield node
-    for running in started.values():
-        running.process.terminate()
-    for running in started.values():
-        running.stop()
+    stop_processes([running.process for running in started.values()])
 
 
 def call(

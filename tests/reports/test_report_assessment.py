@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import re
-import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from report_builders import Page
+from support.nodes import free_port
 
 from conformance.cli import main
 from conformance.figures import collect
@@ -28,12 +28,6 @@ from conformance.target import load_target
 pytestmark = pytest.mark.timeout(120)
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     """Target files of two running reference nodes and of a node that is down."""
@@ -41,12 +35,11 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     with ExitStack() as stack:
         for name in ("first", "second"):
             node_file, target_file = embedded_files(tmp_path_factory.mktemp(name))
-            base = load_target(target_file).node.base_url
-            stack.enter_context(reference_node(node_file, f"{base}/api/v1/health", quiet=True))
+            stack.enter_context(reference_node(node_file, quiet=True))
             files.append(target_file)
         down = tmp_path_factory.mktemp("down") / "target.yaml"
         document = yaml.safe_load(files[0].read_text(encoding="utf-8"))
-        document["node"]["base_url"] = f"http://127.0.0.1:{_closed_port()}"
+        document["node"]["base_url"] = f"http://127.0.0.1:{free_port()}"
         down.write_text(yaml.safe_dump(document), encoding="utf-8")
         files.append(down)
         yield files

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 from secenv import NODE_ID, ROLES
+from support.nodes import new_secret
 
 from conformance.target import Target, load_target
 
@@ -92,7 +93,7 @@ def bad_limiter(folder: Path, mode: str) -> Iterator[Target]:
     thread.start()
     try:
         apps = {
-            name: {"app_id": name.replace("_", "-"), "secret": secrets.token_urlsafe(48)}
+            name: {"app_id": name.replace("_", "-"), "secret": new_secret()}
             for name in ("consumer", "consumer_b", "admin")
         }
         document = {

@@ -11,18 +11,16 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import secrets
-import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from support.nodes import CHILD_ID, free_port, plan_node, start
 
 from conformance.checks import (
     CheckContext,
@@ -34,8 +32,8 @@ from conformance.data import data_dir
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.outcomes import decide
 from conformance.profile import get_clause
-from conformance.reference.launcher import RunningNode, start_node
 from conformance.target import Target, load_target
+from conformance.topology import RunningNode
 
 NODE_ID = "330000"
 ROLES = json.loads((data_dir("fixtures") / "catalogs" / f"{NODE_ID}.json").read_text("utf-8"))[
@@ -148,21 +146,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki(ca_path, cert, key, other, misnamed_cert, misnamed_key)
 
 
-def _secret() -> str:
-    return secrets.token_urlsafe(48)
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 @dataclass
 class Env:
     """A running candidate node, its target, its emulated parent and the run's client."""
@@ -208,92 +191,26 @@ def start_env(
     ca_bundle: Path | None = None,
     rate_limit: int = 50,
 ) -> Env:
-    """A provincial reference node (HTTPS with ``pki``, else plain HTTP) and its target."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port, plain_port, parent_port, child_port = free_ports(4)
-    apps = {
-        name: {"app_id": app_id, "secret": _secret()}
-        for name, app_id in (
-            ("consumer", "consumer-a"),
-            ("consumer_b", "consumer-b"),
-            ("admin", "admin"),
-            ("load", "load"),
-        )
-    }
-    as_parent = {"app_id": "node-100000", "secret": _secret()}
-    candidate = {"app_id": "node-330000", "secret": _secret()}
-    roles = {"consumer": "consumer", "consumer_b": "consumer", "admin": "provider-admin"}
-    document = {
-        "node": {
-            "node_id": NODE_ID,
-            "name": "浙江省政务数据共享交换平台",
-            "level": "provincial",
-            "listen": f"127.0.0.1:{port}",
-            "database": ":memory:",
-            "rate_limit_per_app": rate_limit,
-            "cascade_timeout_s": 2,
-            "systems_integrated": 12,
-            "parent": {"node_id": "100000", "url": f"http://127.0.0.1:{parent_port}", **candidate},
-            "children": [
-                {
-                    "node_id": "330100",
-                    "name": "杭州市政务数据共享交换平台",
-                    "level": "municipal",
-                    "url": f"http://127.0.0.1:{child_port}",
-                    "app_id": "node-330000",
-                    "secret": _secret(),
-                }
-            ],
-        },
-        "apps": [
-            {**apps[name], "role": roles.get(name, "consumer")}
-            | ({"rate_limit": 400} if name == "load" else {})
-            for name in apps
-        ]
-        + [{**as_parent, "role": "node", "bound_node": "100000"}],
-        "seed": {"catalog": NODE_ID},
-        "faults": [],
-        "tls": None
-        if pki is None
-        else {"cert": str(pki.cert), "key": str(pki.key), "http_listen": f"127.0.0.1:{plain_port}"},
-    }
-    node_file = folder / "node.yaml"
-    node_file.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
-    node_file.chmod(0o600)
-    scheme = "https" if pki is not None else "http"
+    """A provincial reference node (HTTPS with ``pki``, else plain HTTP) and its target; the
+    target file names its parent (emulated) and not its child (down)."""
+    planned = plan_node(folder, rate_limit=rate_limit, database=":memory:", omit=(CHILD_ID,))
     bundle = ca_bundle or (pki.ca if pki is not None else None)
-    target_doc = {
-        "node": {
-            "base_url": f"{scheme}://127.0.0.1:{port}",
-            "level": "provincial",
-            "node_id": NODE_ID,
-            "parent_id": "100000",
-            "ca_bundle": str(bundle) if bundle is not None else None,
-            "http_url": f"http://127.0.0.1:{plain_port}" if pki is not None else None,
-        },
-        "apps": apps,
-        "resources": dict(ROLES),
-        "neighbours": {
-            "parent": {
-                "listen": f"127.0.0.1:{parent_port}",
-                "node_id": "100000",
-                "as_parent": as_parent,
-                "candidate": candidate,
-            }
-        },
-        "lab": lab,
-    }
-    target_file = folder / "target.yaml"
-    target_file.write_text(yaml.safe_dump(target_doc, allow_unicode=True), encoding="utf-8")
-    target_file.chmod(0o600)
-    target = load_target(target_file)
+    if pki is not None:
+        plain = f"127.0.0.1:{free_port()}"
+        planned.node["tls"] = {"cert": str(pki.cert), "key": str(pki.key), "http_listen": plain}
+        planned.target["node"]["http_url"] = f"http://{plain}"
+    planned.target["node"]["ca_bundle"] = str(bundle) if bundle is not None else None
+    planned.target["lab"] = lab
+    planned.write()
+    target = load_target(planned.target_file)
     assert target.neighbours is not None
     neighbours = start_neighbours(target.neighbours)
     try:
-        node = start_node(node_file, faults)
+        node = start(planned, faults)
     except BaseException:
         neighbours.stop()
         raise
+    target = load_target(planned.target_file)
     return Env(node, target, neighbours, NodeClient(target))
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from ratestub import bad_limiter
-from secenv import SEC_AUD, Env, Pki, free_ports, start_env
+from secenv import SEC_AUD, Env, Pki, start_env
+from support.nodes import free_port
 
 from conformance.checks.security import LAB_SKIP
 from conformance.client import NodeClient
@@ -121,7 +122,7 @@ def test_plain_http_without_lab_fails_transport_security(plain_env: Env, clause_
 @pytest.mark.timeout(60)
 def test_plain_http_target_that_never_answers_fails_sec06(plain_env: Env) -> None:
     # ATS-SEC-06: no answer at all is no evidence of HTTPS; the plain-HTTP target still fails.
-    (port,) = free_ports(1)
+    port = free_port()
     node = dataclasses.replace(plain_env.target.node, base_url=f"http://127.0.0.1:{port}")
     dead = dataclasses.replace(plain_env.target, node=node)
     env = Env(plain_env.node, dead, plain_env.neighbours, NodeClient(dead))
