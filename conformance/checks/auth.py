@@ -17,7 +17,7 @@ from conformance.checks._expect import (
     request_text,
 )
 from conformance.checks._payloads import corpus, substitute
-from conformance.checks.node import fetch_descriptor
+from conformance.checks.node import expect_unsigned_refused, fetch_descriptor
 from conformance.client import Exchange
 
 NODE = "/api/v1/node"
@@ -114,6 +114,8 @@ def missing_or_malformed_signature_rejected(ctx: CheckContext) -> None:
             drop=case.get("drop", ()),
         )
         expect_status(ex, 401, "UNAUTHENTICATED", what=case["description"])
+    # ATS-AUTH-01 "a request without the signature headers": on every endpoint but health.
+    expect_unsigned_refused(ctx)
     listed = fetch_descriptor(ctx).get("signature_methods")
     optional = str(cases["optional_signature_method"])
     if isinstance(listed, list) and optional not in listed:
@@ -176,6 +178,18 @@ def tampered_request_rejected(ctx: CheckContext) -> None:
             ("GET", f"{CATALOG}?page=1&size=2", b""),
             {},
         ),
+        # ATS-AUTH-02 "added or removed": a query added to a request signed without one (a node
+        # that also verifies over an empty query line passes the cases above), one removed
+        # from a request signed with one, and a parameter repeated (two pairs, ATS §3).
+        "query_added_to_bare": ("GET", f"{CATALOG}?size=2", b"", ("GET", CATALOG, b""), {}),
+        "query_removed_all": ("GET", CATALOG, b"", ("GET", f"{CATALOG}?size=2", b""), {}),
+        "query_added_repeat": (
+            "GET",
+            f"{CATALOG}?page=1&size=2&size=2",
+            b"",
+            ("GET", f"{CATALOG}?page=1&size=2", b""),
+            {},
+        ),
         "body": ("POST", share, b'{"fields": [] }', ("POST", share, body), {}),
         "timestamp": (
             "GET",
@@ -196,7 +210,8 @@ def tampered_request_rejected(ctx: CheckContext) -> None:
     chosen = [
         name
         for name in tamperings
-        if name in parts or (name == "path_encoding" and "path" in parts)
+        if any(name == p or name.startswith(f"{p}_") for p in parts)
+        or (name == "path_encoding" and "path" in parts)
     ]
     for name in chosen:
         method, target, sent, sign_as, extra = tamperings[name]
@@ -210,6 +225,18 @@ def tampered_request_rejected(ctx: CheckContext) -> None:
         )
     wrong = _send(ctx, "GET", NODE, set_headers={"X-Signature": "0" * 64})
     expect_status(wrong, 401, "UNAUTHENTICATED", what="a request with a wrong signature")
+    if "query_changed" in parts:
+        # ATS §3 sorts the canonical query: pairs reordered after signing change nothing the
+        # signature covers, so the request is served.
+        signed = ("GET", f"{CATALOG}?page=1&size=2", b"")
+        reordered = _send(ctx, "GET", f"{CATALOG}?size=2&page=1", sign_as=signed)
+        expect_status(
+            reordered,
+            200,
+            what="a request whose query pairs were reordered after signing (the same "
+            "canonical query)",
+            refused_is_finding=True,
+        )
 
 
 # ATS-AUTH-03 --------------------------------------------------------------------------------
