@@ -29,7 +29,8 @@ def small_sizes(count: int, max_size: int = _MAX_SIZE) -> list[int]:
         return []
     upper = min(count - 1, max_size)
     start = max(1, min(math.ceil(count / SMALL_PAGES), upper))
-    sizes = [next((s for s in range(start, upper + 1) if count % s), None)]
+    candidates = [*range(start, upper + 1), *range(start - 1, 0, -1)]
+    sizes = [next((s for s in candidates if count % s), None)]
     sizes.append(next(s for s in range(upper, 0, -1) if count % s == 0))
     return list(dict.fromkeys(s for s in sizes if s is not None))
 
