@@ -207,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--load", choices=("off", "smoke", "full"), help="load stage mode")
     run.add_argument("--lab", action="store_true", help="lab run: plain HTTP, never certifies")
     run.add_argument(
+        "--thorough",
+        action="store_true",
+        help="also the long probes: a nonce replayed after 590 s (ATS-AUTH-05); ~10 min more",
+    )
+    run.add_argument(
         "--workers", type=_workers, metavar="N", help="locust worker processes for the load stage"
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")

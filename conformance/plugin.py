@@ -92,6 +92,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="lab run (plain HTTP, ATS §11): LAB_CONFORMANT at best",
     )  # fmt: skip
     group.addoption(
+        "--ats-thorough", "--thorough", dest="ats_thorough", action="store_true",
+        help="also the long probes (ATS-AUTH-05: a nonce replayed after 590 s); off by default",
+    )  # fmt: skip
+    group.addoption(
         "--ats-progress", dest="ats_progress", action="store_true",
         help="print one line per clause (used by `conformance run`)",
     )  # fmt: skip
@@ -116,6 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
             lab=config.getoption("ats_lab"),
             load_workers=config.getoption("ats_load_workers"),
             load_remote=config.getoption("ats_load_remote"),
+            thorough=config.getoption("ats_thorough"),
         )
     except (TargetError, ProfileError, PlanError) as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -181,6 +186,7 @@ class Plan:
     lab: bool
     load_workers: int | None = None
     load_remote: RemoteWorkers | None = None
+    thorough: bool = False
 
     @property
     def partial(self) -> bool:
@@ -208,6 +214,7 @@ def build_plan(
     lab: bool,
     load_workers: int | None = None,
     load_remote: str | None = None,
+    thorough: bool = False,
 ) -> Plan:
     """The plan of a run; raises ``TargetError``, ``ProfileError`` or ``PlanError`` (one line)."""
     target = load_target(target_path)
@@ -255,7 +262,10 @@ def build_plan(
         remote = RemoteWorkers.parse(load_remote) if load_remote else None
     except ValueError as exc:
         raise PlanError(f"--ats-load-remote: {exc}") from None
-    return Plan(target, chosen, tuple(planned), wanted, load_mode, target.lab, load_workers, remote)
+    return Plan(
+        target, chosen, tuple(planned), wanted, load_mode, target.lab, load_workers, remote,
+        thorough,
+    )  # fmt: skip
 
 
 def _with_lab(target: Target) -> Target:
@@ -427,6 +437,7 @@ class AtsSession:
                 load_mode=self.plan.load_mode,
                 load_workers=self.plan.load_workers,
                 load_remote=self.plan.load_remote,
+                thorough=self.plan.thorough,
             )
             planned.check.function(ctx)
         except Finding as exc:

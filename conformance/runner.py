@@ -66,6 +66,8 @@ class RunOptions:
     workers: int | None = None
     # Distributed load: ``M@HOST:PORT``, M workers on other hosts, the master bound there.
     load_remote: str | None = None
+    # The long probes a default run leaves out (ATS-AUTH-05 replays a nonce after 590 s).
+    thorough: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -83,6 +85,7 @@ class RunOptions:
             pytest_args=tuple(getattr(args, "pytest_arg", None) or ()),
             workers=getattr(args, "workers", None),
             load_remote=getattr(args, "load_remote", None),
+            thorough=bool(getattr(args, "thorough", False)),
         )
 
 
@@ -160,6 +163,7 @@ def _certify(options: RunOptions, target: Path, neighbours: NeighbourSet | None)
         only=options.only,
         load_mode=options.load,
         lab=options.lab,
+        thorough=options.thorough,
     )
     report_json = options.report_dir / "report.json"
     report_json.unlink(missing_ok=True)
@@ -206,6 +210,8 @@ def pytest_arguments(options: RunOptions, target: Path, home: Path) -> list[str]
         argv += ["--ats-only", name]
     if options.lab:
         argv.append("--ats-lab")
+    if options.thorough:
+        argv.append("--ats-thorough")
     if options.workers is not None:
         argv += ["--ats-load-workers", str(options.workers)]
     if options.load_remote:

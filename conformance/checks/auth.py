@@ -318,6 +318,7 @@ def replayed_nonce_rejected(ctx: CheckContext) -> None:
     nonce = _fresh_nonce()
     headers = dict(ctx.client.signed_headers("consumer", "GET", NODE, b"", nonce=nonce))
     first = ctx.client.raw("GET", NODE, headers=headers, body=b"")
+    first_used = time.monotonic()
     expect_status(first, 200, what="the first use of a nonce")
     replay = ctx.client.raw("GET", NODE, headers=headers, body=b"")
     expect_status(replay, 401, "UNAUTHENTICATED", what="an exact replay of a request")
@@ -342,6 +343,30 @@ def replayed_nonce_rejected(ctx: CheckContext) -> None:
         "UNAUTHENTICATED",
         what=f"a request reusing the nonce of a verified request answered {denied.status}",
     )
+    _judge_late_replay(ctx, nonce, first_used)
+
+
+def _judge_late_replay(ctx: CheckContext, nonce: str, first_used: float) -> None:
+    """With --thorough, the nonce replayed near the end of the window, in a request signed
+    then; otherwise a note that the window was assessed only for its start (ATS-AUTH-05)."""
+    window = float(ctx.params["replay_window_s"])
+    late = float(ctx.params["late_replay_after_s"])
+    if not ctx.thorough:
+        ctx.note(
+            f"the {window:g} s nonce window was assessed only for its start: nonces were "
+            f"replayed seconds after their first use; --thorough replays one {late:g} s after"
+        )
+        return
+    time.sleep(max(0.0, first_used + late - time.monotonic()))
+    replay = _send(ctx, "GET", NODE, nonce=nonce)
+    expect_status(
+        replay,
+        401,
+        "UNAUTHENTICATED",
+        what=f"a newly signed request reusing a nonce {time.monotonic() - first_used:.0f} s "
+        f"after its first use (window {window:g} s)",
+    )
+    ctx.note(f"a nonce replayed {late:g} s after its first use was refused")
 
 
 # ATS-AUTH-06 / ATS-AUTH-07 -----------------------------------------------------------------

@@ -9,15 +9,26 @@ test_protocol_checks.py and test_data_chapters.py, which take every fault of the
 from __future__ import annotations
 
 import json
+import threading
+import time
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
-from data_node import data_node
+import yaml
+from data_node import _files, data_node
 
+from conformance.checks import CheckContext, Finding, RunState, registry
 from conformance.checks._semantics import recognised_semantic
 from conformance.checks._small_pages import SMALL_PAGES, small_sizes
-from conformance.client import NodeClient
+from conformance.cli import build_parser
+from conformance.client import EvidenceLog, NodeClient
 from conformance.data import data_dir
+from conformance.profile import load_profile
+from conformance.runner import RunOptions, pytest_arguments
+from conformance.target import load_target
 
 POPULATION = json.loads((data_dir("fixtures") / "catalogs" / "330000.json").read_text("utf-8"))
 
@@ -101,3 +112,82 @@ def test_a_childs_entry_is_pushed_and_looked_up(
     assert all(e["node_id"] == "330000" for e in subtree.json()["items"])
     if fault:
         assert "pushed by the child 330100" in reason
+
+
+class _ForgetfulNode(BaseHTTPRequestHandler):
+    """A node whose nonce memory lasts ``MEMORY_S`` instead of 600 s (the defect a replay seconds
+    after first use cannot show); signatures are not its concern here, only nonces."""
+
+    MEMORY_S = 1.0
+    used: ClassVar[dict[str, float]] = {}
+
+    def do_GET(self) -> None:
+        nonce = self.headers.get("X-Nonce", "")
+        now = time.monotonic()
+        fresh = now - self.used.get(nonce, -1e9) > self.MEMORY_S
+        self.used.setdefault(nonce, now)
+        if not fresh:
+            status, body = 401, {"code": "UNAUTHENTICATED", "message": "replayed"}
+        elif self.path.startswith("/api/v1/audit/"):
+            status, body = 403, {"code": "FORBIDDEN", "message": "role"}
+        else:
+            status, body = 200, {"node_id": "330000"}
+        data = json.dumps({**body, "request_id": "forgetful-0001"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def _auth05(folder: Path, *, thorough: bool, late_s: float) -> tuple[str, CheckContext]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ForgetfulNode)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _, target_path = _files(folder, "330000")
+        document = yaml.safe_load(target_path.read_text("utf-8"))
+        document["node"]["base_url"] = f"http://127.0.0.1:{server.server_address[1]}"
+        target_path.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")
+        clause = load_profile("provincial").clause("ATS-AUTH-05")
+        clause = replace(clause, params={**clause.params, "late_replay_after_s": late_s})
+        client = NodeClient(load_target(target_path))
+        evidence = EvidenceLog(client.target.secrets())
+        ctx = CheckContext(
+            clause=clause, target=client.target, client=client.for_clause(evidence),
+            run=RunState(), evidence=evidence, thorough=thorough,
+        )  # fmt: skip
+        try:
+            registry()["ATS-AUTH-05"].function(ctx)
+        except Finding as exc:
+            return exc.reason, ctx
+        finally:
+            client.close()
+        return "PASS", ctx
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.timeout(60)
+def test_the_default_run_assesses_only_the_start_of_the_nonce_window(tmp_path: Path) -> None:
+    verdict, ctx = _auth05(tmp_path, thorough=False, late_s=2)
+    assert verdict == "PASS"
+    assert any("assessed only for its start" in str(e) for e in ctx.evidence.entries)
+
+
+@pytest.mark.timeout(60)
+def test_thorough_replays_near_the_end_of_the_window(tmp_path: Path) -> None:
+    started = time.monotonic()
+    verdict, _ = _auth05(tmp_path, thorough=True, late_s=2)
+    assert time.monotonic() - started >= 2
+    assert verdict.startswith("a newly signed request reusing a nonce 2 s after its first use")
+
+
+@pytest.mark.parametrize(("argv", "passed"), [([], False), (["--thorough"], True)])
+def test_thorough_is_off_by_default_and_reaches_the_plugin(argv: list[str], passed: bool) -> None:
+    args = build_parser().parse_args(["run", "--target", "t.yaml", *argv])
+    arguments = pytest_arguments(RunOptions.from_args(args), Path("t.yaml"), Path("home"))
+    assert ("--ats-thorough" in arguments) is passed
