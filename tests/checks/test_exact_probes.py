@@ -9,6 +9,7 @@ test_protocol_checks.py and test_data_chapters.py, which take every fault of the
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import replace
@@ -26,7 +27,8 @@ from conformance.checks._small_pages import SMALL_PAGES, small_sizes
 from conformance.cli import build_parser
 from conformance.client import EvidenceLog, NodeClient
 from conformance.data import data_dir
-from conformance.profile import load_profile
+from conformance.profile import load_clauses, load_profile
+from conformance.reference.faults import FAULTS
 from conformance.runner import RunOptions, pytest_arguments
 from conformance.target import load_target
 
@@ -191,3 +193,13 @@ def test_thorough_is_off_by_default_and_reaches_the_plugin(argv: list[str], pass
     args = build_parser().parse_args(["run", "--target", "t.yaml", *argv])
     arguments = pytest_arguments(RunOptions.from_args(args), Path("t.yaml"), Path("home"))
     assert ("--ats-thorough" in arguments) is passed
+
+
+def test_the_musts_table_covers_every_must_clause_with_known_faults() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "musts.md").read_text("utf-8")
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ATS-")]
+    musts = {c.id for c in load_clauses() if c.level == "MUST"}
+    assert {row[0].strip("| ") for row in rows} == musts
+    named = {n for row in rows for n in re.findall(r"`([a-z0-9][a-z0-9-]*)`", row[-1])}
+    assert named <= set(FAULTS), named - set(FAULTS)
+    assert all(row[2].strip() for row in rows)
