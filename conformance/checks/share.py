@@ -391,7 +391,7 @@ def _judge_near_values(ctx: CheckContext, resource: _Resource, filterable: list[
             continue
         probed += 1
         for label, near in _near_values(real):
-            body = {"filter": {name: near}, "fields": [name], "size": _NEAR_RECORDS}
+            body = {"filter": {name: near}, "size": _NEAR_RECORDS}
             ex = query(ctx, code, body)
             if ex.status == 400:
                 continue
