@@ -109,6 +109,15 @@ class RunOptions:
             pytest=("--ats-lab",),
         ),
     )
+    thorough: bool = _option(
+        False,
+        Flags(
+            "also the long probes a default run leaves out (ATS-AUTH-05: a nonce replayed after "
+            "590 s); about 10 minutes more",
+            cli=("--thorough",),
+            pytest=("--ats-thorough", "--thorough"),
+        ),
+    )
     workers: int | None = _option(
         None,
         Flags(

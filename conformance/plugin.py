@@ -270,6 +270,7 @@ class AtsSession:
                     load_mode=self.plan.load_mode,
                     load_workers=self.plan.load_workers,
                     load_remote=self.plan.load_remote,
+                    thorough=self.plan.thorough,
                 )
             )
 

@@ -55,6 +55,7 @@ class Plan:
     progress: bool = False  # one terminal line per clause (`conformance run`, unless quiet)
     load_workers: int | None = None
     load_remote: RemoteWorkers | None = None
+    thorough: bool = False  # the long probes (ATS-AUTH-05's late replay)
 
     @property
     def partial(self) -> bool:
@@ -138,6 +139,7 @@ def build_plan(options: RunOptions, target_path: str | Path | None = None) -> Pl
         progress=options.progress and not options.quiet,
         load_workers=options.workers,
         load_remote=remote,
+        thorough=options.thorough,
     )
 
 

@@ -92,6 +92,8 @@ class CheckContext:
     load_workers: int | None = None
     # Load workers on other hosts (distributed mode, docs/load.md), besides the local ones.
     load_remote: RemoteWorkers | None = None
+    # --thorough: the long probes a default run leaves out (ATS-AUTH-05 replays after 590 s).
+    thorough: bool = False
 
     @property
     def params(self) -> Mapping[str, Any]:

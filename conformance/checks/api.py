@@ -33,6 +33,7 @@ from conformance.checks._payloads import (
     malformed_json_bodies,
     substitute,
 )
+from conformance.checks._small_pages import item_keys, judge_small_pages
 from conformance.checks.node import read_health
 from conformance.client import Exchange
 from conformance.profile import get_clause
@@ -590,6 +591,46 @@ def pagination_complete_and_ordered(ctx: CheckContext) -> None:
     if "admin" in ctx.target.apps:
         _judge_list_order(ctx, SUBSCRIPTIONS, ("created_at", "subscription_id"), max_size)
         _judge_list_order(ctx, AUDIT, ("event_id",), max_size)
+    # ATS-API-08 holds for every page size, on every list endpoint: small pages too.
+    judge_small_pages(ctx, CATALOG, app="consumer", member="resource_code", reference=seen,
+                      total=total, label="the catalog list")  # fmt: skip
+    if "admin" in ctx.target.apps:
+        _judge_small_pages_of(ctx, SUBSCRIPTIONS, "subscription_id", max_size)
+        _judge_small_pages_of(ctx, AUDIT, "event_id", max_size)
+
+
+def _first_page_keys(
+    ctx: CheckContext, path: str, member: str, size: int
+) -> tuple[list[str], int | None]:
+    ex = ctx.client.request("GET", path, app="admin", params=[("size", str(size))])
+    expect_status(ex, 200, what=f"a page of {path} read by the provider-admin")
+    body = expect_json_object(ex, what=f"a page of {path}")
+    total = body.get("total")
+    return item_keys(_list_items(body), member), total if isinstance(total, int) else None
+
+
+def _judge_small_pages_of(ctx: CheckContext, path: str, member: str, size: int) -> None:
+    """``path`` read by small pages agrees with its first page of ``size`` (ATS-API-08).
+
+    The clause holds "while the collection does not change": the first page is read before
+    and after, and a collection that changed meanwhile (a node may record more than ATS
+    requires) is read once more; one that keeps changing is not judged.
+    """
+    for _ in range(2):
+        reference, total = _first_page_keys(ctx, path, member, size)
+        if total is None:
+            return  # the shape of the page is the finding of the walk above
+        found: Finding | None = None
+        try:
+            judge_small_pages(ctx, path, app="admin", member=member, reference=reference,
+                              total=total)  # fmt: skip
+        except Finding as exc:
+            found = exc
+        if _first_page_keys(ctx, path, member, size) == (reference, total):
+            if found is not None:
+                raise found
+            return
+    ctx.note(f"{path} changed while it was read by small pages; its small pages are not judged")
 
 
 def _order_key(value: Any) -> tuple[Any, ...] | None:

@@ -19,7 +19,7 @@ from conformance.checks._expect import (
     request_text,
 )
 from conformance.checks._payloads import corpus, substitute
-from conformance.checks.node import fetch_descriptor
+from conformance.checks.node import expect_unsigned_refused, fetch_descriptor
 from conformance.client import Exchange
 
 # ATS §3 roles, and the names of the target file's credentials that hold each of them.
@@ -111,6 +111,8 @@ def missing_or_malformed_signature_rejected(ctx: CheckContext) -> None:
             drop=case.get("drop", ()),
         )
         expect_status(ex, 401, "UNAUTHENTICATED", what=case["description"])
+    # ATS-AUTH-01 "a request without the signature headers": on every endpoint but health.
+    expect_unsigned_refused(ctx)
     listed = fetch_descriptor(ctx).get("signature_methods")
     optional = str(cases["optional_signature_method"])
     if isinstance(listed, list) and optional not in listed:
@@ -173,6 +175,18 @@ def tampered_request_rejected(ctx: CheckContext) -> None:
             ("GET", f"{CATALOG}?page=1&size=2", b""),
             {},
         ),
+        # ATS-AUTH-02 "added or removed": a query added to a request signed without one (a node
+        # that also verifies over an empty query line passes the cases above), one removed
+        # from a request signed with one, and a parameter repeated (two pairs, ATS §3).
+        "query_added_to_bare": ("GET", f"{CATALOG}?size=2", b"", ("GET", CATALOG, b""), {}),
+        "query_removed_all": ("GET", CATALOG, b"", ("GET", f"{CATALOG}?size=2", b""), {}),
+        "query_added_repeat": (
+            "GET",
+            f"{CATALOG}?page=1&size=2&size=2",
+            b"",
+            ("GET", f"{CATALOG}?page=1&size=2", b""),
+            {},
+        ),
         "body": ("POST", share, b'{"fields": [] }', ("POST", share, body), {}),
         "timestamp": (
             "GET",
@@ -193,7 +207,8 @@ def tampered_request_rejected(ctx: CheckContext) -> None:
     chosen = [
         name
         for name in tamperings
-        if name in parts or (name == "path_encoding" and "path" in parts)
+        if any(name == p or name.startswith(f"{p}_") for p in parts)
+        or (name == "path_encoding" and "path" in parts)
     ]
     for name in chosen:
         method, target, sent, sign_as, extra = tamperings[name]
@@ -207,6 +222,18 @@ def tampered_request_rejected(ctx: CheckContext) -> None:
         )
     wrong = _send(ctx, "GET", NODE, set_headers={"X-Signature": "0" * 64})
     expect_status(wrong, 401, "UNAUTHENTICATED", what="a request with a wrong signature")
+    if "query_changed" in parts:
+        # ATS §3 sorts the canonical query: pairs reordered after signing change nothing the
+        # signature covers, so the request is served.
+        signed = ("GET", f"{CATALOG}?page=1&size=2", b"")
+        reordered = _send(ctx, "GET", f"{CATALOG}?size=2&page=1", sign_as=signed)
+        expect_status(
+            reordered,
+            200,
+            what="a request whose query pairs were reordered after signing (the same "
+            "canonical query)",
+            refused_is_finding=True,
+        )
 
 
 # ATS-AUTH-03 --------------------------------------------------------------------------------
@@ -288,6 +315,7 @@ def replayed_nonce_rejected(ctx: CheckContext) -> None:
     nonce = _fresh_nonce()
     headers = dict(ctx.client.signed_headers("consumer", "GET", NODE, b"", nonce=nonce))
     first = ctx.client.raw("GET", NODE, headers=headers, body=b"")
+    first_used = time.monotonic()
     expect_status(first, 200, what="the first use of a nonce")
     replay = ctx.client.raw("GET", NODE, headers=headers, body=b"")
     expect_status(replay, 401, "UNAUTHENTICATED", what="an exact replay of a request")
@@ -312,6 +340,30 @@ def replayed_nonce_rejected(ctx: CheckContext) -> None:
         "UNAUTHENTICATED",
         what=f"a request reusing the nonce of a verified request answered {denied.status}",
     )
+    _judge_late_replay(ctx, nonce, first_used)
+
+
+def _judge_late_replay(ctx: CheckContext, nonce: str, first_used: float) -> None:
+    """With --thorough, the nonce replayed near the end of the window, in a request signed
+    then; otherwise a note that the window was assessed only for its start (ATS-AUTH-05)."""
+    window = float(ctx.params["replay_window_s"])
+    late = float(ctx.params["late_replay_after_s"])
+    if not ctx.thorough:
+        ctx.note(
+            f"the {window:g} s nonce window was assessed only for its start: nonces were "
+            f"replayed seconds after their first use; --thorough replays one {late:g} s after"
+        )
+        return
+    time.sleep(max(0.0, first_used + late - time.monotonic()))
+    replay = _send(ctx, "GET", NODE, nonce=nonce)
+    expect_status(
+        replay,
+        401,
+        "UNAUTHENTICATED",
+        what=f"a newly signed request reusing a nonce {time.monotonic() - first_used:.0f} s "
+        f"after its first use (window {window:g} s)",
+    )
+    ctx.note(f"a nonce replayed {late:g} s after its first use was refused")
 
 
 # ATS-AUTH-06 / ATS-AUTH-07 -----------------------------------------------------------------

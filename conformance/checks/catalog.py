@@ -26,10 +26,22 @@ from conformance.checks._catalog_walk import (
 )
 from conformance.checks._expect import expect_json_object, expect_status, request_text
 from conformance.checks._records import entitled, items_of, query, query_answer
+from conformance.checks._semantics import (
+    lacks_semantic,
+    queryable_by_consumer,
+    sample_records,
+    undeclared_semantics,
+)
+from conformance.checks._small_pages import judge_small_pages
+
+# The cascade checks own the child's pushes and its seq counter in the run state.
+from conformance.checks.cascade.roles import child_code
 from conformance.profile import get_clause
 
 # How many entries ATS-CAT-03 looks up one by one, spread evenly over the walk.
 _LOOKUP_SAMPLE = 12
+# How many resources with items without `semantic` ATS-CAT-02 reads the values of.
+_SEMANTIC_RESOURCES = 8
 # How many distinct related codes ATS-CAT-05 looks up.
 _RELATED_LOOKUPS = 50
 # The records ATS-CAT-06 reads of each queryable resource (one page).
@@ -53,9 +65,15 @@ def catalog_entries_complete(ctx: CheckContext) -> None:
     found: list[str] = []
     for scope in ctx.params["scopes"]:
         walk = CatalogWalk(ctx, scope=str(scope), strict=True)
+        listed: list[str] = []
         for entry in walk:
             found.extend(f"scope={scope}: {line}" for line in shape_problems(entry, required))
+            listed.append(str(entry.get("resource_code")))
         ctx.note(f"scope={scope}: {walk.count} entries walked in {walk.requests} pages")
+        # ATS-CAT-01 follows ATS-API-08 in both scopes, for every page size: small pages too.
+        judge_small_pages(ctx, CATALOG, app="consumer", member="resource_code",
+                          reference=listed, total=len(listed), params=[("scope", str(scope))],
+                          label=f"the catalog list (scope={scope})")  # fmt: skip
     _findings(ctx, found, "the catalog")
 
 
@@ -69,8 +87,11 @@ def catalog_entries_valid(ctx: CheckContext) -> None:
     own = ctx.target.node.node_id
     found: list[str] = []
     local = CatalogWalk(ctx, scope="local")
+    unmarked: list[dict[str, Any]] = []
     for entry in local:
         found.extend(rules.problems(entry))
+        if len(unmarked) < _SEMANTIC_RESOURCES and queryable_by_consumer(entry):
+            unmarked += [entry] if lacks_semantic(entry) else []
         if entry.get("node_id") != own:
             found.append(
                 f"entry {entry.get('resource_code')}: node_id is {entry.get('node_id')!r}; "
@@ -81,7 +102,25 @@ def catalog_entries_valid(ctx: CheckContext) -> None:
         if entry.get("node_id") != own:
             found.extend(rules.problems(entry))
     ctx.note(f"{local.count} local and {subtree.count} subtree entries checked")
+    found.extend(_semantic_problems(ctx, unmarked))
     _findings(ctx, found, "the catalog")
+
+
+def _semantic_problems(ctx: CheckContext, entries: list[dict[str, Any]]) -> list[str]:
+    """ATS §4 items: `semantic` is required on every item holding id numbers, credit codes,
+    division codes or phone numbers; items without one are judged by a page of their values."""
+    found = []
+    for entry in entries:
+        code = str(entry.get("resource_code"))
+        records = sample_records(ctx, code)
+        for name, semantic in undeclared_semantics(entry, records or []):
+            found.append(
+                f"entry {code}: item {name} declares no semantic, yet every value of it read "
+                f"is a valid {semantic}; expected semantic {semantic} (required on every item "
+                f"holding such values)"
+            )
+    ctx.note(f"{len(entries)} shared resources with items without semantic read for their values")
+    return found
 
 
 def _sample_indices(total: int, count: int) -> set[int]:
@@ -131,6 +170,8 @@ def catalog_codes_unique_and_resolvable(ctx: CheckContext) -> None:
     picks: set[int] = set()
     sample: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
+    own = ctx.target.node.node_id
+    held: str | None = None
     for index, entry in enumerate(walk):
         if index == 0:
             picks = _sample_indices(walk.total or 0, _LOOKUP_SAMPLE)
@@ -138,8 +179,11 @@ def catalog_codes_unique_and_resolvable(ctx: CheckContext) -> None:
         if code in seen:
             raise Finding(f"the subtree catalog lists {code} more than once; expected unique codes")
         seen.add(code)
-        if index in picks or code in roles.values():
+        # ATS §4: the lookup finds any entry of the subtree catalog, a child's one included.
+        child_entry = held is None and entry.get("node_id") != own
+        if index in picks or code in roles.values() or child_entry:
             sample[code] = entry
+        held = code if child_entry else held
     for role, code in sorted(roles.items()):
         if code not in seen:
             raise Finding(
@@ -163,7 +207,34 @@ def catalog_codes_unique_and_resolvable(ctx: CheckContext) -> None:
     for path in (entry_path(unknown), entry_path(unknown, "%2F")):
         ex = ctx.client.get(path, app="consumer")
         expect_status(ex, 404, "NOT_FOUND", what=f"the lookup of unknown code {unknown}")
+    if held is None:
+        _judge_pushed_lookup(ctx)
     ctx.note(f"{walk.count} codes unique; {len(sample)} looked up in both spellings")
+
+
+def _judge_pushed_lookup(ctx: CheckContext) -> None:
+    """The subtree catalog holds no child's entry: where the suite plays the child (ATS §8), it
+    pushes one, looks it up (ATS §4: any entry of the subtree catalog) and removes it."""
+    neighbours = ctx.target.neighbours
+    if neighbours is None or neighbours.child is None or neighbours.live:
+        ctx.note(
+            "the subtree catalog holds no child's entry and the suite plays no child here: "
+            "the lookup of a child's entry is not probed"
+        )
+        return
+    child = neighbours.child
+    with child_code(ctx, child) as code:
+        for path in (entry_path(code), entry_path(code, "%2F")):
+            ex = ctx.client.get(path, app="consumer")
+            expect_status(
+                ex, 200, what=f"the lookup of {code}, pushed by the child {child.node_id}"
+            )
+            got = expect_json_object(ex, what=f"the lookup of {code}")
+            if got.get("resource_code") != code:
+                raise Finding(
+                    f"the lookup of {code}, pushed by the child {child.node_id}, answered "
+                    f"resource_code {got.get('resource_code')!r} ({request_text(ex)})"
+                )
 
 
 class _Listed(NamedTuple):

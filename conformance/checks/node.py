@@ -6,7 +6,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from conformance import codes, schemas
+from conformance import ats, codes, schemas
 from conformance.ats import HEALTH, NODE
 from conformance.checks import CheckContext, Finding, check
 from conformance.checks._expect import expect_json_object, expect_status
@@ -62,8 +62,46 @@ def health_served_without_auth(ctx: CheckContext) -> None:
         "health", expect_json_object(ex, what="the health request"), "the health answer"
     )
     # ATS-NODE-01: health is the only endpoint served without authentication.
-    ex = ctx.client.request("GET", NODE, app=None)
-    expect_status(ex, 401, "UNAUTHENTICATED", what="an unsigned node descriptor request")
+    expect_unsigned_refused(ctx)
+
+
+# A subscription id for the unsigned probes: the answer comes before any lookup (ATS §1 order).
+_PROBE_ID = "ats-unsigned-probe"
+# Endpoints a node of some levels does not serve at all (no children, no parent): there an
+# unknown path's 404 or an unserved method's 405 comes before authentication (ATS §1 order).
+_MAYBE_UNSERVED = frozenset({ats.CASCADE_PUSH, ats.CASCADE_SYNC})
+
+
+def unsigned_requests(ctx: CheckContext) -> list[tuple[str, str, bytes]]:
+    """One request to every endpoint of ATS-1.0 but health, without signature headers."""
+    code = ctx.target.resources["unconditional"]
+    subscription = ats.subscription_path(_PROBE_ID)
+    return [
+        ("GET", NODE, b""),
+        ("GET", ats.CATALOG, b""),
+        ("GET", ats.catalog_entry_path(code), b""),
+        ("POST", ats.share_query_path(code), b"{}"),
+        ("POST", ats.SUBSCRIPTIONS, b"{}"),
+        ("GET", ats.SUBSCRIPTIONS, b""),
+        ("GET", subscription, b""),
+        ("POST", f"{subscription}/decision", b"{}"),
+        ("DELETE", subscription, b""),
+        ("POST", ats.CASCADE_PUSH, b"{}"),
+        ("POST", ats.CASCADE_SYNC, b"{}"),
+        ("GET", ats.AUDIT_EVENTS, b""),
+        ("GET", ats.STATS, b""),
+    ]
+
+
+def expect_unsigned_refused(ctx: CheckContext) -> None:
+    """Every endpoint but health answers an unsigned request 401 UNAUTHENTICATED (ATS-NODE-01,
+    ATS-AUTH-01)."""
+    for method, target, body in unsigned_requests(ctx):
+        headers = {"Content-Type": "application/json"} if body else {}
+        ex = ctx.client.raw(method, target, headers=headers, body=body)
+        allowed = (401, 404, 405) if target in _MAYBE_UNSERVED else 401
+        expect_status(ex, allowed, "UNAUTHENTICATED" if ex.status == 401 else None,
+                      what=f"an unsigned {method} {target}")  # fmt: skip
 
 
 @check("ATS-NODE-02")

@@ -28,6 +28,12 @@ from conformance.checks._records import (
     sensitive_items,
     sent_filters,
 )
+from conformance.checks._semantics import (
+    lacks_semantic,
+    queryable_by_consumer,
+    sample_records,
+    undeclared_semantics,
+)
 from conformance.checks.audit import await_audit_events
 
 _PAGE = {"page": 1, "size": 100}
@@ -35,6 +41,15 @@ _PAGE = {"page": 1, "size": 100}
 _AUDIT_WAIT_S = 5.0
 # Requests whose audit events ATS-PRIV-04 reads: its own probes and a sample of the run's.
 _AUDIT_REQUESTS = 24
+
+
+# How many resources with items without `semantic` ATS-PRIV-01 reads the values of.
+_SEMANTIC_RESOURCES = 8
+
+
+def _code_of(entry: Mapping[str, Any]) -> str:
+    """The entry's resource code, as text."""
+    return str(entry.get("resource_code"))
 
 
 @check("ATS-PRIV-01")
@@ -45,20 +60,28 @@ def personal_items_marked_sensitive(ctx: CheckContext) -> None:
     personal = {str(s) for s in ctx.params["personal_semantics"]}
     found: list[str] = []
     persons = 0
+    read = 0
     for entry in CatalogWalk(ctx, scope="local"):
         items = items_of(entry)
-        if not any(i.get("semantic") == marker for i in items.values()):
+        # An item without `semantic` counts with the semantic its values show (ATS §4).
+        shown: dict[str, str] = {}
+        if read < _SEMANTIC_RESOURCES and queryable_by_consumer(entry) and lacks_semantic(entry):
+            read += 1
+            shown = dict(undeclared_semantics(entry, sample_records(ctx, _code_of(entry)) or []))
+        semantics = {n: shown.get(n, i.get("semantic")) for n, i in items.items()}
+        if marker not in semantics.values():
             continue
         persons += 1
         for name, item in items.items():
-            semantic = item.get("semantic")
+            semantic = semantics[name]
             if semantic in personal and (
                 item.get("sensitive") is not True or item.get("mask") != semantic
             ):
+                how = "its values show" if name in shown else "declared"
                 found.append(
-                    f"entry {entry.get('resource_code')}: item {name} ({semantic}) is declared "
-                    f"sensitive {item.get('sensitive')!r}, mask {item.get('mask')!r}; expected "
-                    f"sensitive true, mask {semantic}"
+                    f"entry {entry.get('resource_code')}: item {name} ({semantic}, {how}) is "
+                    f"declared sensitive {item.get('sensitive')!r}, mask {item.get('mask')!r}; "
+                    f"expected sensitive true, mask {semantic}"
                 )
     if not persons:
         ctx.skip(f"no local resource declares an {marker} item: none is about natural persons")

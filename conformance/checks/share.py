@@ -346,6 +346,67 @@ def filter_exact_and_conjunctive(ctx: CheckContext) -> None:
             what=f"a filter on {code} item {name} ({items[name].get('data_type')}) with a JSON "
             f"{type(wrong).__name__}",
         )  # fmt: skip
+    _judge_near_values(ctx, resource, filterable)
+
+
+# String items ATS-SHR-03's near-value probes filter on, and the records each answer may hold.
+_NEAR_ITEMS = 3
+_NEAR_RECORDS = 100
+
+
+def _near_values(value: str) -> list[tuple[str, str]]:
+    """Strings near a real value that "exact" does not match: a prefix, a proper substring,
+    the value in the other case (each only where it differs from the value)."""
+    near = []
+    if len(value) >= 2:
+        near.append(("a prefix", value[:-1]))
+    if len(value) >= 3:
+        near.append(("a proper substring", value[1:-1]))
+    if value.swapcase() != value:
+        near.append(("the other case", value.swapcase()))
+    return near
+
+
+def _judge_near_values(ctx: CheckContext, resource: _Resource, filterable: list[str]) -> None:
+    """A filter on a near value of a real string selects only records holding exactly that
+    value (ATS-SHR-03 "exact"): a node matching substrings or ignoring case answers more.
+
+    A near value may break the item's length or semantic, which a node may refuse with 400
+    (ATS-API-05); such an answer is not judged here.
+    """
+    code, items = resource.code, resource.items
+    probed = 0
+    for name in filterable:
+        real = next(
+            (
+                r[name]
+                for r in resource.records
+                if isinstance(r.get(name), str)
+                and len(r[name]) >= 3
+                and _usable(r[name], items[name])
+            ),
+            None,
+        )
+        if real is None:
+            continue
+        probed += 1
+        for label, near in _near_values(real):
+            body = {"filter": {name: near}, "size": _NEAR_RECORDS}
+            ex = query(ctx, code, body)
+            if ex.status == 400:
+                continue
+            answer = query_answer(ex, f"a filter on {code} item {name} with {label} of a value")
+            others = [r for r in answer["items"] if not same_json((r or {}).get(name), near)]
+            if others or answer["total"] < len(answer["items"]):
+                raise Finding(
+                    f"a filter on {code} item {name} with {near!r}, {label} of the value "
+                    f"{real!r}, answered total {answer['total']} with "
+                    f"{len(answer['items'])} records, {len(others)} of them not equal to it; "
+                    f"expected only records whose {name} equals {near!r} exactly "
+                    f"(ATS-SHR-03) ({request_text(ex)})"
+                )
+        if probed >= _NEAR_ITEMS:
+            return
 
 
 @check("ATS-SHR-04")

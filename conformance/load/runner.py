@@ -105,8 +105,6 @@ class RemoteWorkers:
         return f"{self.count}@{self.bind_host}:{self.bind_port}"
 
 
-
-
 def _tail(path: Path, secret: str) -> str:
     try:
         lines = path.read_text("utf-8", "replace").strip().splitlines()

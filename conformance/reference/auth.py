@@ -148,6 +148,10 @@ def use_nonce(node: NodeRuntime, app_id: str, nonce: str, now_ms: int) -> bool:
     return changed == 1 or node.faults.on("accept-replayed-nonce")
 
 
+# The list the fault unsigned-catalog serves without authentication (ATS-NODE-01).
+_CATALOG_LIST = "/api/v1/catalog/resources"
+
+
 def purge_nonces(node: NodeRuntime, now_ms: int) -> None:
     """Nonces older than the replay window are forgotten."""
     node.store.execute("DELETE FROM nonces WHERE used_at_ms <= ?", (now_ms - NONCE_TTL_MS,))
@@ -155,7 +159,9 @@ def purge_nonces(node: NodeRuntime, now_ms: int) -> None:
 
 async def authenticate(request: Request, node: NodeRuntime, body: bytes) -> Caller:
     """The caller of a signed request; 401 UNAUTHENTICATED otherwise (ATS-AUTH-01..05)."""
-    if node.faults.on("accept-missing-signature") and "x-signature" not in request.headers:
+    unsigned = "x-signature" not in request.headers
+    public_catalog = node.faults.on("unsigned-catalog") and request.scope["path"] == _CATALOG_LIST
+    if unsigned and (node.faults.on("accept-missing-signature") or public_catalog):
         first = next(a for a in node.config.apps.values() if a.role == "consumer")
         return Caller(first.app_id, first.role, first.bound_node)
     app_id, timestamp, nonce, presented, method = _header_fields(request, node)
@@ -175,6 +181,19 @@ async def authenticate(request: Request, node: NodeRuntime, body: bytes) -> Call
     verified = node.faults.on("skip-signature-check") or signing.verify(
         app.secret, canonical, presented, method
     )
+    if not verified and node.faults.on("signature-ignores-query"):
+        # The defect: the signature is also checked over a canonical string without the query.
+        bare = signing.canonical_string(
+            method=scope["method"],
+            path=path,
+            query=b"",
+            app_id=app_id,
+            timestamp=timestamp,
+            nonce=nonce,
+            body=body,
+            signature_method=method,
+        )
+        verified = signing.verify(app.secret, bare, presented, method)
     if not verified:
         raise _unauthenticated(request, node, app_id, BAD_SIGNATURE)
     now_ms = clock.epoch_ms()

@@ -199,6 +199,7 @@ def presented(entry: Mapping[str, Any], faults: FaultSet) -> Mapping[str, Any]:
         or faults.on("bad-classification")
         or faults.on("dangling-related-code")
         or faults.on("unmarked-sensitive-item")
+        or faults.on("phone-without-semantic")
     ):
         return entry
     changed = copy.deepcopy(dict(entry))
@@ -214,7 +215,17 @@ def presented(entry: Mapping[str, Any], faults: FaultSet) -> Mapping[str, Any]:
             if item.get("mask") == "PHONE":
                 item["sensitive"] = False
                 item.pop("mask", None)
+    if faults.on("phone-without-semantic") and _about_persons(changed):
+        for item in changed.get("items", []):
+            if item.get("semantic") == "PHONE":
+                for member in ("semantic", "sensitive", "mask"):
+                    item.pop(member, None)
     return changed
+
+
+def _about_persons(entry: Mapping[str, Any]) -> bool:
+    """The entry is about natural persons: it has an ID_NUMBER item (ATS-PRIV-01)."""
+    return any(i.get("semantic") == "ID_NUMBER" for i in entry.get("items", []))
 
 
 def _json(value: object) -> Response:
@@ -267,6 +278,8 @@ async def list_resources(
     if faults.on("unstable-page-order"):
         selected = list(reversed(selected))
     start = (page - 1) * size
+    if faults.on("page-starts-early") and page > 1:
+        start -= 1
     chosen = list(selected[start : start + size])
     if faults.on("duplicate-catalog-entry") and selected and start + size >= len(selected):
         chosen.append(selected[0])
@@ -300,6 +313,8 @@ async def get_resource(
     node = runtime_of(request)
     query_params(request, (), node.faults)
     found = node.catalog.find(resource_code)
+    if node.faults.on("lookup-local-only"):
+        found = node.catalog.local(resource_code)
     if found is not None and node.faults.on("hide-not-shared"):
         found = None if found.entry["share"]["type"] == "NOT_SHARED" else found
     if found is None and node.faults.on("catalog-get-unknown-200") and node.catalog.entries():

@@ -372,6 +372,30 @@ FAULTS: dict[str, Fault] = {
         "answers 503 UNAVAILABLE",
         ("ATS-PERF-01", "ATS-PERF-03", "ATS-PERF-04"),
     ),
+    # Issue 17: defects only small pages, query variants, subtree lookups, substring filters,
+    # unsigned requests and values without `semantic` reveal.
+    "page-starts-early": Fault(
+        "catalog pages after the first start one entry early", ("ATS-API-08", "ATS-CAT-01")
+    ),
+    "signature-ignores-query": Fault(
+        "a signature computed without the query string is accepted as well",
+        ("ATS-AUTH-02",),
+    ),
+    "lookup-local-only": Fault(
+        "GET /catalog/resources/{code} finds only local entries, not those pushed by children",
+        ("ATS-CAT-03", "ATS-CAT-05"),
+    ),
+    "substring-filter": Fault(
+        "a string filter value matches every value containing it, in any case (LIKE %v%)",
+        ("ATS-SHR-03",),
+    ),
+    "unsigned-catalog": Fault(
+        "the catalog list is served without authentication", ("ATS-NODE-01", "ATS-AUTH-01")
+    ),
+    "phone-without-semantic": Fault(
+        "the PHONE items of natural-person resources declare no semantic and are not sensitive",
+        ("ATS-CAT-02", "ATS-PRIV-01"),
+    ),
 }
 
 

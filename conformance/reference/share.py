@@ -127,6 +127,9 @@ def _shown(value: object, item: Mapping[str, Any], masked: bool, faults: FaultSe
 def _sensitive(item: Mapping[str, Any], faults: FaultSet) -> bool:
     if faults.on("unmarked-sensitive-item") and item.get("mask") == "PHONE":
         return False
+    if faults.on("phone-without-semantic") and item.get("semantic") == "PHONE":
+        # Only natural-person resources declare PHONE items sensitive; this fault drops both.
+        return False
     return bool(item.get("sensitive")) and "mask" in item
 
 
@@ -142,6 +145,9 @@ def _matches(
             value = codes.mask(value, items[name]["mask"]) if isinstance(value, str) else value
         if faults.on("loose-filter"):
             if str(value) != str(wanted):
+                return False
+        elif faults.on("substring-filter") and isinstance(wanted, str) and wanted:
+            if not isinstance(value, str) or wanted.casefold() not in value.casefold():
                 return False
         elif not same_json(value, wanted):
             return False

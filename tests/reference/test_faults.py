@@ -546,6 +546,42 @@ def _(node: Node) -> None:
     assert all(a.json()["code"] == "UNAVAILABLE" for a in answers if a.status_code == 503)
 
 
+@probe("page-starts-early")
+def _(node: Node) -> None:
+    first = node.call("GET", "/api/v1/catalog/resources?page=1&size=3").json()["items"]
+    second = node.call("GET", "/api/v1/catalog/resources?page=2&size=3").json()["items"]
+    assert second[0] == first[-1]
+
+
+@probe("signature-ignores-query")
+def _(node: Node) -> None:
+    headers = node.signed("GET", "/api/v1/catalog/resources")
+    assert node.http.get("/api/v1/catalog/resources?size=2", headers=headers).status_code == 200
+
+
+@probe("substring-filter")
+def _(node: Node) -> None:
+    answer = node.query(POPULATION, {"filter": {"address": "浙江省"}, "fields": ["gender"]})
+    assert answer.status_code == 200
+    assert answer.json()["total"] > 1
+
+
+@probe("unsigned-catalog")
+def _(node: Node) -> None:
+    assert node.call("GET", "/api/v1/catalog/resources", app=None).status_code == 200
+    assert node.call("GET", "/api/v1/node", app=None).status_code == 401
+
+
+@probe("phone-without-semantic")
+def _(node: Node) -> None:
+    entry = node.call("GET", f"/api/v1/catalog/resources/{POPULATION}").json()
+    phone = next(i for i in entry["items"] if i["name"] == "phone")
+    assert "semantic" not in phone
+    assert not phone.get("sensitive")
+    record = node.query(POPULATION, {"fields": ["phone"]}).json()["items"][0]
+    assert "*" not in record["phone"]
+
+
 @pytest.fixture
 def faulty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadNode]:
     running = start_thread_node(tmp_path, [request.param])
