@@ -38,7 +38,13 @@ from conformance.reference.auth import (
 from conformance.reference.config import NodeConfig
 from conformance.reference.errors import DEFAULT_CODES, JSON_TYPE, AtsError, error_body, json_bytes
 from conformance.reference.faults import FaultSet
-from conformance.reference.listing import invalid, page_and_size, page_answer, query_params
+from conformance.reference.listing import (
+    invalid,
+    page_and_size,
+    page_answer,
+    query_params,
+    shaped_filter,
+)
 from conformance.reference.runtime import NodeRuntime, runtime_of
 from conformance.reference.store import APPEND_ONLY_AUDIT, MUTABLE_AUDIT, Store
 
@@ -102,7 +108,24 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code
     code = DEFAULT_CODES.get(status, "INVALID_REQUEST")
     message = _MESSAGES.get(status, "请求无效 / invalid request")
-    return _error(request, AtsError(status, code, message, headers=exc.headers))
+    headers = dict(exc.headers or {})
+    if status == 405 and not node.faults.on("incomplete-405-allow"):
+        # ATS-API-04: Allow lists every method the path serves. The router's own Allow names
+        # only the first route that matched the path, and each method here is its own route.
+        headers["Allow"] = ", ".join(_served_methods(request))
+    return _error(request, AtsError(status, code, message, headers=headers))
+
+
+def _served_methods(request: Request) -> list[str]:
+    """The methods the routes matching the request's path serve, in alphabetical order."""
+    path = request.scope["path"]
+    served: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        methods = getattr(route, "methods", None)
+        if regex is not None and methods and regex.match(path):
+            served.update(methods)
+    return sorted(served)
 
 
 class AtsMiddleware:
@@ -285,8 +308,8 @@ async def audit_events(
         node,
         page=page,
         size=size,
-        request_id=params.get("request_id"),
-        app_id=params.get("app_id"),
+        request_id=shaped_filter(params, "request_id"),
+        app_id=shaped_filter(params, "app_id"),
         since=since,
     )
     return _json(page_answer(events, page, size, total, node.faults))

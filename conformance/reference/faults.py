@@ -372,6 +372,12 @@ FAULTS: dict[str, Fault] = {
         "answers 503 UNAVAILABLE",
         ("ATS-PERF-01", "ATS-PERF-03", "ATS-PERF-04"),
     ),
+    # Chapter 1 — API, added with the bundled OpenAPI description (conformance/reference/app.py)
+    "incomplete-405-allow": Fault(
+        "a 405's Allow names only the methods of the first route matching the path "
+        "(Allow: POST on /api/v1/subscriptions, which serves GET too)",
+        ("ATS-API-04",),
+    ),
 }
 
 
