@@ -21,9 +21,11 @@ from typing import Annotated, Any
 import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance import STANDARD
@@ -118,13 +120,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def _served_methods(request: Request) -> list[str]:
     """The methods the routes matching the request's path serve, in alphabetical order."""
-    path = request.scope["path"]
     served: set[str] = set()
-    for route in request.app.router.routes:
-        regex = getattr(route, "path_regex", None)
-        methods = getattr(route, "methods", None)
-        if regex is not None and methods and regex.match(path):
-            served.update(methods)
+    for route in request.app.state.served_routes:
+        # A route whose path matches and whose methods do not is a partial match.
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            served.update(route.methods)
     return sorted(served)
 
 
@@ -428,5 +428,13 @@ def create_app(config: NodeConfig, faults: FaultSet | None = None) -> FastAPI:
     if chosen.on("mutable-audit"):
         app.add_api_route("/api/v1/audit/events", clear_audit, methods=["DELETE"])
     app.add_api_route("/api/v1/stats", node_stats, methods=["GET"])
+    # Every route the node serves, for the Allow of its 405 answers (ATS-API-04); an included
+    # router stands in the app's routes as one opaque entry, so its own routes are listed.
+    routers = (catalog.router, share.router, subscriptions.router, cascade.router)
+    app.state.served_routes = tuple(
+        route
+        for route in (*app.router.routes, *(r for router in routers for r in router.routes))
+        if isinstance(route, APIRoute)
+    )
     app.add_middleware(AtsMiddleware, node=node)
     return app
