@@ -154,6 +154,17 @@ def _report_verify(args: argparse.Namespace) -> int:
     return int(result.state)
 
 
+def _profiles_bundle_openapi(args: argparse.Namespace) -> int:
+    from conformance.data import data_dir
+    from conformance.openapi import BUNDLED_NAME, bundled_text
+
+    folder = Path(args.profiles) if args.profiles else data_dir("profiles")
+    output = Path(args.output) if args.output else folder / BUNDLED_NAME
+    output.write_text(bundled_text(folder), "utf-8")
+    print(output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="conformance",
@@ -170,6 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     show = profiles_commands.add_parser("show", help="one clause in full")
     show.add_argument("clause_id", metavar="CLAUSE-ID")
     show.set_defaults(handler=_profiles_show)
+    bundle = profiles_commands.add_parser(
+        "bundle-openapi",
+        help="write profiles/openapi.bundled.yaml: the OpenAPI description in one file",
+    )
+    bundle.add_argument(
+        "--profiles", metavar="DIR", help="the profiles folder (default: the packaged one)"
+    )
+    bundle.add_argument(
+        "--output", metavar="FILE", help="where to write it (default: DIR/openapi.bundled.yaml)"
+    )
+    bundle.set_defaults(handler=_profiles_bundle_openapi)
 
     serve = commands.add_parser("serve", help="run the reference topology or one reference node")
     serve.add_argument("--node", metavar="CONFIG", help="run one node from this node file")

@@ -7,7 +7,7 @@ import hmac
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from urllib.parse import quote
 
 import pytest
@@ -431,3 +431,84 @@ def test_sign_headers_splits_the_target_at_its_first_question_mark() -> None:
 def test_hmac_is_keyed_with_the_utf8_bytes_of_the_secret() -> None:
     expected = hmac.new("密钥".encode(), b"m", hashlib.sha256).hexdigest()
     assert signature("密钥", "m", "HMAC-SHA256") == expected
+
+
+# --- SigningAuth: requests and httpx sign what they transmit ---------------------------------
+
+SECRET = "s" * 40
+
+
+def _verified(method: str, target: str, body: bytes, headers: Mapping[str, str]) -> bool:
+    path, _, query = target.partition("?")
+    canonical = canonical_string(
+        method=method,
+        path=path,
+        query=query,
+        app_id=headers["X-App-Id"],
+        timestamp=headers["X-Timestamp"],
+        nonce=headers["X-Nonce"],
+        body=body,
+        signature_method=headers["X-Signature-Method"],
+    )
+    return verify(SECRET, canonical, headers["X-Signature"], headers["X-Signature-Method"])
+
+
+def test_signing_auth_signs_a_requests_request_over_its_encoded_target_and_body() -> None:
+    import requests
+
+    auth = signing.SigningAuth("app-1", SECRET)
+    prepared = requests.Request(
+        "POST",
+        "http://node.example/gw/api/v1/share/101001/330001/query",
+        params={"q": "人 +", "a": "1"},
+        json={"fields": ["名称"]},
+        auth=auth,
+    ).prepare()
+    assert isinstance(prepared.body, bytes)
+    assert prepared.path_url == "/gw/api/v1/share/101001/330001/query?q=%E4%BA%BA+%2B&a=1"
+    assert prepared.headers["X-Signature-Method"] == "HMAC-SM3"
+    assert _verified("POST", prepared.path_url, prepared.body, prepared.headers)
+
+
+def test_signing_auth_signs_an_httpx_request_over_its_raw_target_and_content() -> None:
+    import httpx
+
+    auth = signing.SigningAuth("app-1", SECRET, signature_method="HMAC-SHA256")
+    request = httpx.Request(
+        "GET", "http://node.example/api/v1/catalog/resources", params={"keyword": "人口"}
+    )
+    signed = next(auth.auth_flow(request))
+    target = signed.url.raw_path.decode("ascii")
+    assert target == "/api/v1/catalog/resources?keyword=%E4%BA%BA%E5%8F%A3"
+    assert signed.headers["X-Signature-Method"] == "HMAC-SHA256"
+    assert _verified("GET", target, b"", signed.headers)
+
+
+def test_a_named_signature_method_is_used_and_an_unknown_one_kept() -> None:
+    import httpx
+
+    auth = signing.SigningAuth("app-1", SECRET)
+    chosen = httpx.Request(
+        "GET", "http://n/api/v1/node", headers={"X-Signature-Method": "HMAC-SHA256"}
+    )
+    signed = next(auth.auth_flow(chosen))
+    assert _verified("GET", "/api/v1/node", b"", signed.headers)
+    odd = httpx.Request("GET", "http://n/api/v1/node", headers={"X-Signature-Method": "HMAC-MD5"})
+    assert next(auth.auth_flow(odd)).headers["X-Signature-Method"] == "HMAC-MD5"
+
+
+def test_with_a_placeholder_only_requests_carrying_it_are_signed() -> None:
+    import httpx
+
+    auth = signing.SigningAuth("app-1", SECRET, placeholder="sign-me")
+    stripped = next(auth.auth_flow(httpx.Request("GET", "http://n/api/v1/node")))
+    assert "X-Signature" not in stripped.headers
+    invented = httpx.Request("GET", "http://n/api/v1/node", headers={"X-Signature": "00ff"})
+    assert next(auth.auth_flow(invented)).headers["X-Signature"] == "00ff"
+    marked = httpx.Request("GET", "http://n/api/v1/node", headers={"X-Signature": "sign-me"})
+    signed = next(auth.auth_flow(marked))
+    assert _verified("GET", "/api/v1/node", b"", signed.headers)
+
+
+def test_the_secret_stays_out_of_the_auth_object_repr() -> None:
+    assert SECRET not in repr(signing.SigningAuth("app-1", SECRET))

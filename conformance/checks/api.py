@@ -232,11 +232,63 @@ def error_bodies_well_formed(ctx: CheckContext) -> None:
 # ATS-API-04 ---------------------------------------------------------------------------------
 
 
+_MAX_EXTRA_ALLOWED = 8
+
+
+def _allow_methods(ex: Exchange) -> set[str]:
+    """The methods an Allow header lists: comma-separated, whitespace and empty elements ignored.
+
+    Header name and method names are compared without regard to case; several Allow fields
+    count as one list (RFC 9110 §5.3).
+    """
+    value = ex.headers.get("Allow") or ""
+    return {token.strip().upper() for token in value.split(",") if token.strip()}
+
+
+def _allow_problem(
+    ctx: CheckContext,
+    ex: Exchange,
+    path: str,
+    served: frozenset[str],
+    refused: dict[tuple[str, str], bool],
+) -> str | None:
+    """Why the Allow of a 405 on ``path`` breaks ATS-API-04, or None when it is right.
+
+    Allow must list every method ATS has the path serve. It may list more — HEAD where GET is
+    served, or any method the node chooses to serve — as long as each extra one is served:
+    a method Allow lists that itself answers 405 is not served. Extra methods are probed
+    unsigned (the method is decided before authentication, ATS §1), at most
+    ``_MAX_EXTRA_ALLOWED`` of them, each once per path.
+    """
+    value = ex.headers.get("Allow")
+    if value is None:
+        return "without an Allow header"
+    listed = _allow_methods(ex)
+    missing = served - listed
+    if missing:
+        return (
+            f"with Allow {value!r}, which leaves out {', '.join(sorted(missing))} — served on "
+            f"{path}"
+        )
+    for method in sorted(listed - served)[:_MAX_EXTRA_ALLOWED]:
+        if (method, path) not in refused:
+            probe = ctx.client.request(method, path, app=None)
+            refused[(method, path)] = probe.status == 405
+        if refused[(method, path)]:
+            return f"with Allow {value!r}, which lists {method}, but {method} on {path} answers 405"
+    return None
+
+
 @check("ATS-API-04")
 def unknown_paths_and_methods_refused(ctx: CheckContext) -> None:
-    """Unknown paths answer 404 for any method; unserved methods 405 with Allow; HEAD 2xx or 405."""
+    """Unknown paths answer 404; unserved methods 405 with Allow listing every method served."""
     cases = corpus("malformed-requests")
     code = ctx.target.resources["unconditional"]
+    served_on = {
+        substitute(path, unconditional=code): frozenset(str(m) for m in methods)
+        for path, methods in cases["served_methods"].items()
+    }
+    refused: dict[tuple[str, str], bool] = {}
     # ATS §1 order of evaluation: path (404) and method (405) are decided before
     # authentication, so these requests go unsigned.
     for case in cases["unknown_paths"]:
@@ -254,18 +306,24 @@ def unknown_paths_and_methods_refused(ctx: CheckContext) -> None:
     for method, path, what in unserved:
         ex = ctx.client.request(method, path, app=None)
         expect_status(ex, 405, "METHOD_NOT_ALLOWED", what=what)
-        if ex.headers.get("Allow") is None:
+        problem = _allow_problem(ctx, ex, path, served_on[path], refused)
+        if problem:
             raise Finding(
-                f"{what} was answered 405 without an Allow header; expected Allow listing the "
-                f"methods served ({request_text(ex)})"
+                f"{what} was answered 405 {problem}; expected Allow listing every method the "
+                f"path serves ({request_text(ex)})"
             )
     for case in cases["head_paths"]:
-        ex = ctx.client.request("HEAD", case["path"], app="consumer" if case["signed"] else None)
-        expect_status(ex, (200, 405), what=f"HEAD on {case['path']}")
-        if ex.status == 405 and ex.headers.get("Allow") is None:
+        path = case["path"]
+        ex = ctx.client.request("HEAD", path, app="consumer" if case["signed"] else None)
+        expect_status(ex, (200, 405), what=f"HEAD on {path}")
+        if ex.status != 405:
+            continue
+        refused[("HEAD", path)] = True
+        problem = _allow_problem(ctx, ex, path, served_on[path], refused)
+        if problem:
             raise Finding(
-                f"HEAD on {case['path']} was answered 405 without an Allow header; expected 200 "
-                f"as for GET, or 405 with Allow listing the methods served ({request_text(ex)})"
+                f"HEAD on {path} was answered 405 {problem}; expected 200 as for GET, or 405 "
+                f"with Allow listing every method the path serves ({request_text(ex)})"
             )
 
 

@@ -21,9 +21,11 @@ from typing import Annotated, Any
 import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance import STANDARD, ats
@@ -38,7 +40,13 @@ from conformance.reference.auth import (
 from conformance.reference.config import NodeConfig
 from conformance.reference.errors import JSON_TYPE, AtsError, error_body, json_bytes
 from conformance.reference.faults import FaultSet
-from conformance.reference.listing import invalid, page_and_size, page_answer, query_params
+from conformance.reference.listing import (
+    invalid,
+    page_and_size,
+    page_answer,
+    query_params,
+    shaped_filter,
+)
 from conformance.reference.runtime import NodeRuntime, runtime_of
 from conformance.reference.store import APPEND_ONLY_AUDIT, MUTABLE_AUDIT, Store
 
@@ -101,7 +109,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     # ATS §1: the code each status carries when nothing more specific applies.
     code = ats.default_code(status) or "INVALID_REQUEST"
     message = _MESSAGES.get(status, "请求无效 / invalid request")
-    return _error(request, AtsError(status, code, message, headers=exc.headers))
+    headers = dict(exc.headers or {})
+    if status == 405 and not node.faults.on("incomplete-405-allow"):
+        # ATS-API-04: Allow lists every method the path serves. The router's own Allow names
+        # only the first route that matched the path, and each method here is its own route.
+        headers["Allow"] = ", ".join(_served_methods(request))
+    return _error(request, AtsError(status, code, message, headers=headers))
+
+
+def _served_methods(request: Request) -> list[str]:
+    """The methods the routes matching the request's path serve, in alphabetical order."""
+    served: set[str] = set()
+    for route in request.app.state.served_routes:
+        # A route whose path matches and whose methods do not is a partial match.
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            served.update(route.methods)
+    return sorted(served)
 
 
 class AtsMiddleware:
@@ -286,8 +309,8 @@ async def audit_events(
         node,
         page=page,
         size=size,
-        request_id=params.get("request_id"),
-        app_id=params.get("app_id"),
+        request_id=shaped_filter(params, "request_id"),
+        app_id=shaped_filter(params, "app_id"),
         since=since,
     )
     return _json(page_answer(events, page, size, total, node.faults))
@@ -406,5 +429,13 @@ def create_app(config: NodeConfig, faults: FaultSet | None = None) -> FastAPI:
     if chosen.on("mutable-audit"):
         app.add_api_route(ats.AUDIT_EVENTS, clear_audit, methods=["DELETE"])
     app.add_api_route(ats.STATS, node_stats, methods=["GET"])
+    # Every route the node serves, for the Allow of its 405 answers (ATS-API-04); an included
+    # router stands in the app's routes as one opaque entry, so its own routes are listed.
+    routers = (catalog.router, share.router, subscriptions.router, cascade.router)
+    app.state.served_routes = tuple(
+        route
+        for route in (*app.router.routes, *(r for router in routers for r in router.routes))
+        if isinstance(route, APIRoute)
+    )
     app.add_middleware(AtsMiddleware, node=node)
     return app

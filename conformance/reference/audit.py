@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 from conformance.reference import clock
+from conformance.reference.listing import row_offset
 
 if TYPE_CHECKING:
     from conformance.reference.runtime import NodeRuntime
@@ -127,7 +128,7 @@ def event_page(
     total = int(node.store.scalar(f"SELECT COUNT(*) FROM audit{clause}", params))
     rows = node.store.query(
         f"SELECT {_COLUMNS} FROM audit{clause} ORDER BY event_id LIMIT ? OFFSET ?",
-        [*params, size, (page - 1) * size],
+        [*params, size, row_offset(page, size, total)],
     )
     events = [dict(row) for row in rows]
     if node.faults.on("audit-time-on-read"):

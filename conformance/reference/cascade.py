@@ -30,6 +30,7 @@ from conformance.reference import clock
 from conformance.reference.auth import Caller, read_body, require
 from conformance.reference.config import ChildConfig
 from conformance.reference.errors import JSON_TYPE, AtsError, json_bytes
+from conformance.reference.listing import json_integer
 from conformance.reference.routing import CASCADE_TIMEOUT_MAX_S, in_subtree
 from conformance.reference.runtime import NodeRuntime, runtime_of
 from conformance.schemas import validation_errors
@@ -142,7 +143,7 @@ def parse_push(body: bytes) -> Push:
         raise _invalid(f"推送格式错误 / malformed push: {errors}")
     return Push(
         source_node_id=raw["source_node_id"],
-        seq=raw["seq"],
+        seq=int(raw["seq"]),
         full=raw["full"],
         entries=tuple(raw["entries"]),
         deleted=tuple(raw["deleted"]),
@@ -152,16 +153,18 @@ def parse_push(body: bytes) -> Push:
 def _envelope_errors(raw: object) -> str | None:
     if not isinstance(raw, dict):
         return "the body is not a JSON object"
+    # ATS-API-09: seq 3.0 is the integer 3.
+    if json_integer(raw.get("seq")) is None:
+        return "seq is missing or has the wrong type"
     checks: Mapping[str, tuple[type, ...]] = {
         "source_node_id": (str,),
-        "seq": (int,),
         "full": (bool,),
         "entries": (list,),
         "deleted": (list,),
     }
     for name, types in checks.items():
         value = raw.get(name)
-        if not isinstance(value, types) or (name == "seq" and isinstance(value, bool)):
+        if not isinstance(value, types):
             return f"{name} is missing or has the wrong type"
     if raw["seq"] < 1:
         return "seq must be an integer ≥ 1"

@@ -396,6 +396,12 @@ FAULTS: dict[str, Fault] = {
         "the PHONE items of natural-person resources declare no semantic and are not sensitive",
         ("ATS-CAT-02", "ATS-PRIV-01"),
     ),
+    # Chapter 1 — API, added with the bundled OpenAPI description (conformance/reference/app.py)
+    "incomplete-405-allow": Fault(
+        "a 405's Allow names only the methods of the first route matching the path "
+        "(Allow: POST on /api/v1/subscriptions, which serves GET too)",
+        ("ATS-API-04",),
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -13,6 +14,9 @@ from conformance.reference.faults import FaultSet
 
 DEFAULT_SIZE = 20
 MAX_SIZE = 100
+# ATS-API-08 sets no upper bound on page; Python turns at most this many digits into an int
+# (its int_max_str_digits guard), which is beyond any collection's end.
+_MAX_DIGITS = 4000
 
 
 def invalid(message: str) -> AtsError:
@@ -51,12 +55,31 @@ def query_params(request: Request, known: Iterable[str], faults: FaultSet) -> di
     return found
 
 
+# ATS-API-05: a filter of the wrong shape answers 400. The shapes are those of ATS §0 (app_id),
+# ATS-API-02 (request_id) and ATS §4 (resource_code).
+FILTER_SHAPES = {
+    "app_id": re.compile(r"[A-Za-z0-9._-]{1,64}"),
+    "request_id": re.compile(r"[A-Za-z0-9-]{8,64}"),
+    "resource_code": re.compile(r"[1-3][0-9]{5}(?:[0-9]{3})?/[0-9]{6}"),
+}
+
+
+def shaped_filter(params: dict[str, str], name: str) -> str | None:
+    """The filter ``name`` when given in its shape, None when absent; 400 when misshapen."""
+    value = params.get(name)
+    if value is not None and not FILTER_SHAPES[name].fullmatch(value):
+        raise invalid(f"{name} 格式错误 / {name} is malformed")
+    return value
+
+
 def _bounded_int(params: dict[str, str], name: str, default: int, upper: int | None) -> int:
     text = params.get(name)
     if text is None:
         return default
-    if not text.isascii() or not text.isdigit() or len(text) > 9:
+    if not text.isascii() or not text.isdigit():
         raise invalid(f"{name} 必须是整数 / {name} must be an integer")
+    if len(text.lstrip("0")) > _MAX_DIGITS:
+        raise invalid(f"{name} 位数过多 / {name} has too many digits")
     value = int(text)
     if value < 1 or (upper is not None and value > upper):
         bounds = f"1..{upper}" if upper else "≥ 1"
@@ -71,6 +94,26 @@ def page_and_size(params: dict[str, str], faults: FaultSet) -> tuple[int, int]:
     return _bounded_int(params, "page", 1, None), _bounded_int(
         params, "size", DEFAULT_SIZE, MAX_SIZE
     )
+
+
+def json_integer(value: object) -> int | None:
+    """The integer a JSON number stands for, else None: ``25`` and ``25.0`` are 25 (ATS-API-09).
+
+    ``true`` and ``false`` are not numbers; a number with a fraction, or too large for a float to
+    hold exactly as written, is not an integer.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def row_offset(page: int, size: int, total: int) -> int:
+    """The SQL OFFSET of a page: past the end it is ``total`` (no rows), never beyond int64."""
+    return min((page - 1) * size, total)
 
 
 def page_of(items: Sequence[Any], page: int, size: int) -> list[Any]:

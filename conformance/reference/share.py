@@ -25,7 +25,7 @@ from conformance.reference.auth import Caller, require
 from conformance.reference.bodies import json_object
 from conformance.reference.errors import JSON_TYPE, AtsError, json_bytes
 from conformance.reference.faults import FaultSet
-from conformance.reference.listing import DEFAULT_SIZE, MAX_SIZE, invalid
+from conformance.reference.listing import DEFAULT_SIZE, MAX_SIZE, invalid, json_integer
 from conformance.reference.runtime import NodeRuntime, runtime_of
 from conformance.reference.subscriptions import Subscription, applicable
 
@@ -48,8 +48,8 @@ class ShareQuery:
 
 
 def _page_member(request: Mapping[str, Any], name: str, default: int, upper: int | None) -> int:
-    value = request.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool):
+    value = json_integer(request.get(name, default))
+    if value is None:
         raise invalid(f"{name} 必须是 JSON 整数 / {name} must be a JSON integer")
     if value < 1 or (upper is not None and value > upper):
         raise invalid(f"{name} 超出范围 / {name} is out of range")

@@ -21,7 +21,14 @@ from conformance.reference.audit import amend
 from conformance.reference.auth import Caller, require
 from conformance.reference.bodies import json_object
 from conformance.reference.errors import JSON_TYPE, AtsError, json_bytes
-from conformance.reference.listing import invalid, page_and_size, page_answer, query_params
+from conformance.reference.listing import (
+    invalid,
+    page_and_size,
+    page_answer,
+    query_params,
+    row_offset,
+    shaped_filter,
+)
 from conformance.reference.runtime import NodeRuntime, runtime_of
 
 STATUSES = ("PENDING", "APPROVED", "REJECTED", "REVOKED")
@@ -214,9 +221,10 @@ async def list_subscriptions(
             raise invalid(f"status 必须是 {' | '.join(STATUSES)} / status must be one of them")
         where.append("status = ?")
         values.append(status)
-    if "resource_code" in params:
+    resource_code = shaped_filter(params, "resource_code")
+    if resource_code is not None:
         where.append("resource_code = ?")
-        values.append(params["resource_code"])
+        values.append(resource_code)
     if caller.role != "provider-admin" and not node.faults.on("show-foreign-subscriptions"):
         where.append("app_id = ?")
         values.append(caller.app_id)
@@ -225,7 +233,7 @@ async def list_subscriptions(
     rows = node.store.query(
         f"SELECT {_COLUMNS} FROM subscriptions{clause} "
         "ORDER BY created_at, subscription_id LIMIT ? OFFSET ?",
-        [*values, size, (page - 1) * size],
+        [*values, size, row_offset(page, size, total)],
     )
     items = [_from_row(row).as_json() for row in rows]
     return _json(page_answer(items, page, size, total, node.faults))

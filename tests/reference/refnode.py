@@ -39,7 +39,7 @@ class App:
     role: str
 
 
-def _planned(
+def planned_node(
     folder: Path, database: str, faults: Sequence[str] = ()
 ) -> tuple[PlannedNode, dict[str, App]]:
     """Node 330000 (parent and child down) written into ``folder``, and its apps by short name."""
@@ -60,7 +60,7 @@ def node_document(
 ) -> tuple[dict[str, Any], dict[str, App]]:
     """A provincial node file (parent and child down) and its apps by short name."""
     with tempfile.TemporaryDirectory(prefix="ats-refnode-") as folder:
-        planned, apps = _planned(Path(folder), database, faults)
+        planned, apps = planned_node(Path(folder), database, faults)
     return planned.node, apps
 
 
@@ -128,7 +128,7 @@ class Node:
 @pytest.fixture(scope="session")
 def node_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, App]]]:
     folder = tmp_path_factory.mktemp("node")
-    planned, apps = _planned(folder, "node.sqlite3")
+    planned, apps = planned_node(folder, "node.sqlite3")
     with running(planned) as node:
         yield node.url, apps
 

@@ -86,6 +86,13 @@ def _(node: Node) -> None:
     assert "allow" not in response.headers
 
 
+@probe("incomplete-405-allow")
+def _(node: Node) -> None:
+    response = node.call("PUT", "/api/v1/subscriptions")
+    assert response.status_code == 405
+    assert "GET" not in response.headers["allow"]
+
+
 @probe("500-on-bad-json")
 def _(node: Node) -> None:
     assert node.call("POST", f"/api/v1/share/{UNCONDITIONAL}/query", body=b"{").status_code == 500
