@@ -153,9 +153,74 @@ def _report_assessment(args: argparse.Namespace) -> int:
 def _report_verify(args: argparse.Namespace) -> int:
     from conformance.report.integrity import Integrity, verify_file
 
-    result = verify_file(Path(args.report))
+    given = Path(args.report)
+    if args.pubkey or _is_archive(given):
+        return _bundle_verify(given, args)
+    result = verify_file(given)
     print(result.message, file=sys.stdout if result.state is Integrity.INTACT else sys.stderr)
     return int(result.state)
+
+
+def _is_archive(path: Path) -> bool:
+    import tarfile
+
+    return path.is_file() and tarfile.is_tarfile(path)
+
+
+def _bundle_verify(bundle: Path, args: argparse.Namespace) -> int:
+    from conformance.authority.bundle import Check, verify_bundle
+    from conformance.authority.keys import AuthorityKeyError, load_verifying_key
+
+    if not args.pubkey:
+        raise UsageError(f"{bundle}: an evidence bundle is verified with --pubkey FILE")
+    try:
+        pubkey = load_verifying_key(Path(args.pubkey))
+    except AuthorityKeyError as exc:
+        raise UsageError(str(exc)) from None
+    signature = Path(args.signature) if args.signature else None
+    result = verify_bundle(bundle, pubkey, signature)
+    out = sys.stdout if result.state is Check.VERIFIED else sys.stderr
+    if result.state is Check.TAMPERED:
+        print(f"{bundle}: TAMPERED: not what the authority signed", file=out)
+    for line in result.lines:
+        print(line, file=out)
+    return int(result.state)
+
+
+def _report_sign(args: argparse.Namespace) -> int:
+    from conformance.authority.bundle import BundleError, build_bundle
+    from conformance.authority.keys import AuthorityKeyError, load_signing_key, read_passphrase
+
+    try:
+        key = load_signing_key(Path(args.key), read_passphrase(args.passphrase_env))
+        bundle, signature = build_bundle(
+            Path(args.run_dir), key, Path(args.out) if args.out else None
+        )
+    except (AuthorityKeyError, BundleError) as exc:
+        raise UsageError(str(exc)) from None
+    print(bundle)
+    print(signature)
+    return 0
+
+
+def _authority_init(args: argparse.Namespace) -> int:
+    from conformance.authority.keys import (
+        AuthorityKeyError,
+        fingerprint,
+        init_keys,
+        read_passphrase,
+    )
+
+    try:
+        private, public = init_keys(
+            Path(args.out), read_passphrase(args.passphrase_env, confirm=True)
+        )
+    except AuthorityKeyError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"private key (encrypted, keep offline): {private}")
+    print(f"public key (give to whoever verifies): {public}")
+    print(f"fingerprint (SM3): {fingerprint(public.read_bytes())}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,10 +338,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     assessment.add_argument("--out", default="reports", metavar="DIR", help="output folder")
     assessment.set_defaults(handler=_report_assessment)
-    verify = report_commands.add_parser("verify", help="check the integrity digest of a report")
-    verify.add_argument("report", metavar="REPORT.json")
+    verify = report_commands.add_parser(
+        "verify",
+        help="check a report's integrity digest, or an evidence bundle's signature (--pubkey)",
+    )
+    verify.add_argument("report", metavar="REPORT.json|BUNDLE")
+    verify.add_argument("--pubkey", metavar="FILE", help="the authority's public key (bundles)")
+    verify.add_argument("--signature", metavar="FILE", help="default: BUNDLE.sig")
     verify.set_defaults(handler=_report_verify)
+    sign = report_commands.add_parser(
+        "sign", help="bundle a run's reports and sign them with the authority key (SM2)"
+    )
+    sign.add_argument("run_dir", metavar="RUN_DIR")
+    sign.add_argument("--key", required=True, metavar="FILE", help="the authority's private key")
+    _passphrase_option(sign)
+    sign.add_argument("--out", metavar="BUNDLE", help="default: RUN_DIR/evidence-bundle.tar.gz")
+    sign.set_defaults(handler=_report_sign)
+
+    authority = commands.add_parser("authority", help="the certifying authority's SM2 key pair")
+    authority_commands = authority.add_subparsers(dest="authority_command", required=True)
+    init = authority_commands.add_parser("init", help="create the authority's key pair")
+    init.add_argument("--out", default="authority", metavar="DIR", help="where the keys go")
+    _passphrase_option(init)
+    init.set_defaults(handler=_authority_init)
     return parser
+
+
+def _passphrase_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--passphrase-env",
+        metavar="NAME",
+        help="environment variable holding the key's passphrase; default: ask at the terminal",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
