@@ -46,6 +46,15 @@ def _serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from conformance.runner import run
 
+    if (args.waivers is None) != (args.authority_pubkey is None):
+        raise UsageError("--waivers and --authority-pubkey go together")
+    if args.waivers:
+        # Waivers are applied by the plugin, which owns the run's results.
+        args.pytest_arg = [
+            *args.pytest_arg,
+            f"--ats-waivers={Path(args.waivers).resolve()}",
+            f"--ats-authority-pubkey={Path(args.authority_pubkey).resolve()}",
+        ]
     return run(args)
 
 
@@ -203,6 +212,18 @@ def _report_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _waivers_sign(args: argparse.Namespace) -> int:
+    from conformance.authority.keys import AuthorityKeyError, load_signing_key, read_passphrase
+    from conformance.authority.waivers import WaiverFileError, sign_waivers
+
+    try:
+        key = load_signing_key(Path(args.key), read_passphrase(args.passphrase_env))
+        print(sign_waivers(Path(args.file), key))
+    except (AuthorityKeyError, WaiverFileError) as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
 def _authority_init(args: argparse.Namespace) -> int:
     from conformance.authority.keys import (
         AuthorityKeyError,
@@ -275,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_workers, metavar="N", help="locust worker processes for the load stage"
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress, only the summary")
+    run.add_argument(
+        "--waivers", metavar="FILE", help="waivers file signed by the authority (accepted FAILs)"
+    )
+    run.add_argument(
+        "--authority-pubkey", metavar="FILE", help="the authority's public key, for --waivers"
+    )
     run.add_argument(
         "--pytest-arg",
         action="append",
@@ -354,6 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     _passphrase_option(sign)
     sign.add_argument("--out", metavar="BUNDLE", help="default: RUN_DIR/evidence-bundle.tar.gz")
     sign.set_defaults(handler=_report_sign)
+
+    waivers = commands.add_parser("waivers", help="accepted deviations, signed by the authority")
+    waivers_commands = waivers.add_subparsers(dest="waivers_command", required=True)
+    waivers_sign = waivers_commands.add_parser("sign", help="sign a waivers file (FILE.sig)")
+    waivers_sign.add_argument("file", metavar="FILE")
+    waivers_sign.add_argument("--key", required=True, metavar="FILE", help="the authority's key")
+    _passphrase_option(waivers_sign)
+    waivers_sign.set_defaults(handler=_waivers_sign)
 
     authority = commands.add_parser("authority", help="the certifying authority's SM2 key pair")
     authority_commands = authority.add_subparsers(dest="authority_command", required=True)

@@ -24,6 +24,8 @@ import allure
 import pytest
 
 from conformance import STANDARD, __version__
+from conformance.authority.keys import AuthorityKeyError, load_verifying_key
+from conformance.authority.waivers import WaiverFileError, WaiverSet, load_waivers, run_date
 from conformance.checks import (
     CheckContext,
     Finding,
@@ -92,6 +94,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="lab run (plain HTTP, ATS §11): LAB_CONFORMANT at best",
     )  # fmt: skip
     group.addoption(
+        "--ats-waivers", dest="ats_waivers", metavar="FILE",
+        help="waivers file signed by the authority (with --ats-authority-pubkey)",
+    )  # fmt: skip
+    group.addoption(
+        "--ats-authority-pubkey", dest="ats_authority_pubkey", metavar="FILE",
+        help="the authority's public key: only waivers it signed apply",
+    )  # fmt: skip
+    group.addoption(
         "--ats-progress", dest="ats_progress", action="store_true",
         help="print one line per clause (used by `conformance run`)",
     )  # fmt: skip
@@ -120,7 +130,23 @@ def pytest_configure(config: pytest.Config) -> None:
     except (TargetError, ProfileError, PlanError) as exc:
         raise pytest.UsageError(str(exc)) from None
     report_dir = Path(config.getoption("ats_report_dir"))
-    config.pluginmanager.register(AtsSession(config, plan, report_dir), "ats_session")
+    waivers = _waivers(config)
+    config.pluginmanager.register(
+        AtsSession(config, plan, report_dir, waivers=waivers), "ats_session"
+    )
+
+
+def _waivers(config: pytest.Config) -> WaiverSet | None:
+    """The run's waivers file, read against the authority's public key; both or neither."""
+    path, pubkey = config.getoption("ats_waivers"), config.getoption("ats_authority_pubkey")
+    if not path and not pubkey:
+        return None
+    if not (path and pubkey):
+        raise pytest.UsageError("--ats-waivers and --ats-authority-pubkey go together")
+    try:
+        return load_waivers(Path(path), load_verifying_key(Path(pubkey)))
+    except (AuthorityKeyError, WaiverFileError) as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _ats_session(config: pytest.Config) -> AtsSession:
@@ -292,6 +318,12 @@ class ClauseItem(pytest.Item):
                 attachment_type=allure.attachment_type.JSON,
             )
         # The clause id leads the message: allure and JUnit show it apart from the test name.
+        waiver = self.ats.waiver_for(result)
+        if waiver is not None:
+            pytest.xfail(
+                f"{clause.id}: WAIVED by {waiver['approver']} ({waiver['ticket']}) "
+                f"until {waiver['expires']}: {result.reason}"
+            )
         if result.verdict is Verdict.FAIL:
             raise ClauseOutcome(f"{clause.id}: {result.reason}")
         if result.verdict is Verdict.ERROR:
@@ -342,11 +374,19 @@ class AtsSession:
     _out: TextIO = field(default_factory=lambda: sys.__stdout__ or sys.stdout)
     report: RunReport | None = None
     paths: dict[str, Path] = field(default_factory=dict)
+    waivers: WaiverSet | None = None
 
     @property
     def controller(self) -> bool:
         """This process assembles and writes the reports (not a pytest-xdist worker)."""
         return not hasattr(self.config, "workerinput")
+
+    def waiver_for(self, result: ClauseResult) -> dict[str, Any] | None:
+        """The authority's waiver of this FAIL, if one applies to this run."""
+        if self.waivers is None:
+            return None
+        node_id = self.plan.target.node.node_id
+        return self.waivers.waiver_for(result, node_id, run_date(self.started_at))
 
     @property
     def client(self) -> NodeClient:
@@ -548,7 +588,7 @@ class AtsSession:
                 result = _result(planned.clause, Verdict.ERROR, reason, 0.0, None, None)
             clauses.append(result)
         partial = self.plan.partial or any(r.skip_cause is SkipCause.NOT_SELECTED for r in clauses)
-        return RunReport(
+        report = RunReport(
             profile=self.plan.profile.name,
             suite_version=__version__,
             started_at=self.started_at,
@@ -564,6 +604,7 @@ class AtsSession:
             profile_digest=self.plan.profile.digest(),
             created=dict(created or {}),
         )
+        return report if self.waivers is None else self.waivers.apply(report)
 
     def _progress(self, result: ClauseResult) -> None:
         """One line per clause: position in the run, elapsed time, then the clause's line."""

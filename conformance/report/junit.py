@@ -12,14 +12,15 @@ from conformance.report.model import RunReport, Verdict, printable
 def junit_tree(report: RunReport) -> ET.ElementTree:
     """The JUnit XML document of ``report``."""
     counts = report.counts
+    waived = sum(r.waived for r in report.clauses)
     suite = ET.Element(
         "testsuite",
         {
             "name": f"{report.standard} {report.profile}",
             "tests": str(len(report.clauses)),
-            "failures": str(counts[Verdict.FAIL]),
+            "failures": str(counts[Verdict.FAIL] - waived),
             "errors": str(counts[Verdict.ERROR]),
-            "skipped": str(counts[Verdict.SKIP]),
+            "skipped": str(counts[Verdict.SKIP] + waived),
             "time": f"{sum(r.duration_s for r in report.clauses):.3f}",
             "timestamp": report.started_at,
         },
@@ -46,7 +47,12 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
         ).strip()
         # The clause id leads the message: CI dashboards show the message without the case name.
         message = printable(f"{result.id}: {result.reason}")
-        if result.verdict is Verdict.FAIL:
+        if result.waived and result.waiver is not None:
+            # A waived FAIL blocks nothing: CI sees it skipped, with the waiver in its message.
+            waiver = result.waiver
+            text = f"WAIVED by {waiver['approver']} ({waiver['ticket']}) until {waiver['expires']}"
+            ET.SubElement(case, "skipped", {"message": printable(f"{message} — {text}")})
+        elif result.verdict is Verdict.FAIL:
             ET.SubElement(case, "failure", {"message": message, "type": result.level}).text = (
                 detail or None
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.report.model import RunReport, Verdict, printable
+from conformance.report.model import ClauseResult, RunReport, Verdict, printable
 
 
 def _cell(text: str) -> str:
@@ -44,9 +44,8 @@ def render_summary(report: RunReport) -> str:
             "| clause | level | verdict | reason |",
             "|---|---|---|---|",
         ]
-        lines += [
-            f"| {r.id} | {r.level} | {r.verdict.value} | {_cell(r.reason)} |" for r in failing
-        ]
+        lines += [f"| {r.id} | {r.level} | {_shown(r)} | {_cell(r.reason)} |" for r in failing]
+    lines += _waivers(report)
     created = report.created.get("subscriptions") or []
     if created:
         lines += ["", "## Subscriptions this run created", ""]
@@ -64,6 +63,32 @@ def render_summary(report: RunReport) -> str:
         lines += ["", "## MUST clauses not assessed (never a certification)", ""]
         lines += [f"- {r.id}: {_cell(r.reason)}" for r in unassessed]
     return "\n".join(lines) + "\n"
+
+
+def _shown(result: ClauseResult) -> str:
+    if result.waiver is None or not result.waived:
+        return result.verdict.value
+    waiver = result.waiver
+    return f"WAIVED ({_cell(waiver['approver'])}, until {waiver['expires']})"
+
+
+def _waivers(report: RunReport) -> list[str]:
+    """The waivers section: the file, its signer, and every waiver ignored with why."""
+    record = report.waivers
+    if not record:
+        return []
+    signer = record.get("signer") or "NOT signed by the authority key"
+    lines = ["", "## Waivers", "", f"- file: {record.get('file')}; signer: {signer}"]
+    lines += [
+        f"- applied: {a['clause']} by {_cell(a['approver'])} ({_cell(a['ticket'])}), "
+        f"until {a['expires']}"
+        for a in record.get("applied", ())
+    ]
+    lines += [
+        f"- ignored: {a['clause']} for node {a['node_id']}: {_cell(a['why'])}"
+        for a in record.get("ignored", ())
+    ]
+    return lines
 
 
 def write_summary(report: RunReport, path: Path) -> Path:

@@ -8,7 +8,8 @@ assessed, always with a reason). The run's verdict follows from the clauses:
 - otherwise, for a lab run (ATS §11), a partial run (``--only``, or a load stage other than
   ``full``) or a run that could not assess an applicable MUST clause (the target file names no
   neighbour the clause needs): LAB_CONFORMANT — conformant where assessed, never a certification;
-- otherwise CERTIFIED_WITH_FINDINGS when a SHOULD clause fails or errs, else CERTIFIED.
+- otherwise CERTIFIED_WITH_FINDINGS when a SHOULD clause fails or errs, or a FAIL was waived
+  by the certifying authority (a waived FAIL reads WAIVED and blocks nothing), else CERTIFIED.
 """
 
 from __future__ import annotations
@@ -102,6 +103,19 @@ class ClauseResult:
     duration_s: float = 0.0
     evidence: Sequence[Mapping[str, Any]] = ()
     skip_cause: SkipCause | None = None
+    # A FAIL the certifying authority accepted (a signed waiver): clause, approver, ticket,
+    # reason, expires. It reads WAIVED in every report and no longer blocks certification.
+    waiver: Mapping[str, Any] | None = None
+
+    @property
+    def shown(self) -> str:
+        """The verdict as the reports show it: WAIVED for a waived FAIL."""
+        return "WAIVED" if self.waived else self.verdict.value
+
+    @property
+    def waived(self) -> bool:
+        """Whether this is a FAIL the authority waived."""
+        return self.waiver is not None and self.verdict is Verdict.FAIL
 
     def to_dict(self) -> dict[str, Any]:
         """The clause as report.json holds it."""
@@ -117,6 +131,8 @@ class ClauseResult:
         }
         if self.skip_cause is not None:
             data["skip_cause"] = self.skip_cause.value
+        if self.waiver is not None:
+            data["waiver"] = dict(self.waiver)
         return data
 
     @classmethod
@@ -133,13 +149,19 @@ class ClauseResult:
             duration_s=float(data.get("duration_s", 0.0)),
             evidence=tuple(data.get("evidence", ())),
             skip_cause=SkipCause(cause) if cause else None,
+            waiver=dict(data["waiver"]) if data.get("waiver") else None,
         )
 
 
 def _blocking(result: ClauseResult) -> bool:
-    return result.level == "MUST" and (
-        result.verdict in (Verdict.FAIL, Verdict.ERROR)
-        or result.skip_cause is SkipCause.NOT_IMPLEMENTED
+    # A waived FAIL is still a finding (CERTIFIED_WITH_FINDINGS at best), never a block.
+    return (
+        result.level == "MUST"
+        and not result.waived
+        and (
+            result.verdict in (Verdict.FAIL, Verdict.ERROR)
+            or result.skip_cause is SkipCause.NOT_IMPLEMENTED
+        )
     )
 
 
@@ -178,6 +200,8 @@ class RunReport:
     profile_digest: str = ""
     # What the run left at the node: the subscriptions it created, with their final status.
     created: Mapping[str, Any] = field(default_factory=dict)
+    # The waivers file given to the run: its source, signer, and each waiver ignored with why.
+    waivers: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> RunVerdict:
@@ -232,6 +256,9 @@ class RunReport:
         if unassessed:
             ids = ", ".join(r.id for r in unassessed)
             text += f"; MUST clauses not assessed ({ids}): never a certification"
+        waived = sum(r.waived for r in self.clauses)
+        if waived:
+            text += f"; {waived} FAIL waived by the authority (WAIVED)"
         if self.lab:
             text += "; lab run (plain HTTP): never a certification"
         if self.partial:
@@ -260,6 +287,7 @@ class RunReport:
             "clauses": [r.to_dict() for r in self.clauses],
             "load": dict(self.load),
             "created": dict(self.created),
+            **({"waivers": dict(self.waivers)} if self.waivers else {}),
         }
 
     @classmethod
@@ -280,4 +308,5 @@ class RunReport:
             standard=data.get("standard", "ATS-1.0"),
             profile_digest=data.get("profile_digest", ""),
             created=dict(data.get("created", {})),
+            waivers=dict(data.get("waivers", {})),
         )
