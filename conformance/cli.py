@@ -224,6 +224,53 @@ def _waivers_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _certificate_issue(args: argparse.Namespace) -> int:
+    import subprocess
+    from datetime import date
+
+    from conformance.authority.certificate import (
+        CertificateRefused,
+        certificate_for,
+        find_browser,
+        print_pdf,
+        write_certificate,
+    )
+    from conformance.authority.keys import AuthorityKeyError, load_verifying_key
+
+    bundle = Path(args.bundle)
+    try:
+        issued_on = date.fromisoformat(args.date) if args.date else date.today()
+    except ValueError:
+        raise UsageError(f"--date: {args.date!r} is not a date (YYYY-MM-DD)") from None
+    try:
+        certificate = certificate_for(
+            bundle,
+            load_verifying_key(Path(args.pubkey)),
+            issued_on=issued_on,
+            validity_days=args.validity_days,
+            number=args.number,
+            operator=args.operator,
+            node_name=args.node_name,
+        )
+    except (AuthorityKeyError, CertificateRefused) as exc:
+        raise UsageError(str(exc)) from None
+    written = write_certificate(certificate, Path(args.out) if args.out else bundle.parent)
+    browser = find_browser()
+    if browser is not None:
+        page = written["certificate.html"]
+        try:
+            written["certificate.pdf"] = print_pdf(page, page.with_suffix(".pdf"), browser)
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"conformance: no PDF: {exc}", file=sys.stderr)
+    print(
+        f"certificate {certificate.number}: {certificate.verdict}, node {certificate.node_id}, "
+        f"valid {certificate.issued_on} → {certificate.valid_until}"
+    )
+    for path in written.values():
+        print(path)
+    return 0
+
+
 def _authority_init(args: argparse.Namespace) -> int:
     from conformance.authority.keys import (
         AuthorityKeyError,
@@ -389,6 +436,23 @@ def build_parser() -> argparse.ArgumentParser:
     waivers_sign.add_argument("--key", required=True, metavar="FILE", help="the authority's key")
     _passphrase_option(waivers_sign)
     waivers_sign.set_defaults(handler=_waivers_sign)
+
+    certificate = commands.add_parser("certificate", help="the certificate of a signed run")
+    certificate_commands = certificate.add_subparsers(dest="certificate_command", required=True)
+    issue = certificate_commands.add_parser(
+        "issue", help="certificate.html (and .pdf) for a CERTIFIED signed bundle"
+    )
+    issue.add_argument("bundle", metavar="BUNDLE")
+    issue.add_argument("--pubkey", required=True, metavar="FILE", help="the authority's public key")
+    issue.add_argument("--out", metavar="DIR", help="default: the bundle's folder")
+    issue.add_argument(
+        "--validity-days", type=_workers, default=365, metavar="N", help="default: 365"
+    )
+    issue.add_argument("--number", help="certificate number; default: ATS-NODE-DATE-DIGEST")
+    issue.add_argument("--operator", help="operator organisation; default: the target file's")
+    issue.add_argument("--node-name", help="node name; default: the target file's")
+    issue.add_argument("--date", metavar="YYYY-MM-DD", help="date of issue; default: today")
+    issue.set_defaults(handler=_certificate_issue)
 
     authority = commands.add_parser("authority", help="the certifying authority's SM2 key pair")
     authority_commands = authority.add_subparsers(dest="authority_command", required=True)
