@@ -156,7 +156,9 @@ def test_the_command_refuses_in_one_line_and_issues_otherwise(
 
 
 @pytest.mark.skipif(find_browser() is None, reason="headless Chromium is not installed")
-def test_the_certificate_prints_to_pdf_and_opens_in_a_browser(authority: Path, tmp_path: Path) -> None:
+def test_the_certificate_prints_to_pdf_and_opens_in_a_browser(
+    authority: Path, tmp_path: Path
+) -> None:
     certificate = _issue(_signed(tmp_path, authority, make_report()), authority)
     page = write_certificate(certificate, tmp_path / "out")["certificate.html"]
     browser = find_browser()
