@@ -137,15 +137,43 @@ def _report_allure(args: argparse.Namespace) -> int:
 
 
 def _report_diff(args: argparse.Namespace) -> int:
+    import tempfile
+
     from conformance.report.diff import diff_files
     from conformance.report.integrity import ReportFileError
 
-    try:
-        text, status = diff_files(Path(args.old), Path(args.new), as_json=args.json)
-    except ReportFileError as exc:
-        raise UsageError(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="ats-diff-") as folder:
+        # An evidence bundle stands for its report.json (a node's last certified run).
+        old, new = (
+            _report_of(Path(p), Path(folder) / n) for p, n in ((args.old, "old"), (args.new, "new"))
+        )
+        try:
+            text, status = diff_files(old, new, as_json=args.json)
+        except ReportFileError as exc:
+            raise UsageError(str(exc)) from None
+        # The scratch copies are named as what the user gave.
+        for scratch, given in ((old, args.old), (new, args.new)):
+            if scratch.is_relative_to(folder):
+                text = text.replace(str(scratch), given)
     print(text)
     return status
+
+
+def _report_of(path: Path, scratch: Path) -> Path:
+    """``path`` itself, or the report.json inside it when it is an evidence bundle."""
+    if not _is_archive(path):
+        return path
+    from conformance.authority.bundle import BundleError, read_members
+
+    try:
+        report = read_members(path)["report.json"]
+    except BundleError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyError:
+        raise UsageError(f"{path}: an archive without report.json") from None
+    scratch.mkdir()
+    (scratch / "report.json").write_bytes(report)
+    return scratch / "report.json"
 
 
 def _report_assessment(args: argparse.Namespace) -> int:
@@ -268,6 +296,45 @@ def _certificate_issue(args: argparse.Namespace) -> int:
     )
     for path in written.values():
         print(path)
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from conformance.authority.certificate import CertificateRefused, read_certificate
+    from conformance.authority.keys import sm3_hex
+    from conformance.authority.register import Register, RegisterError
+
+    register, today = Register(Path(args.db)), date.today()
+    try:
+        if args.register_command == "add":
+            source = Path(args.certificate)
+            certificate = read_certificate(source)
+            bundle = Path(args.bundle) if args.bundle else source.parent / certificate.bundle_file
+            if not bundle.is_file() or sm3_hex(bundle.read_bytes()) != certificate.bundle_sm3:
+                raise UsageError(f"{bundle}: not the bundle certificate {certificate.number} names")
+            print(register.add(certificate, bundle).line(today))
+        elif args.register_command == "list":
+            if args.node:
+                entries = register.history(args.node)
+            elif args.expiring is not None:
+                entries = register.expiring(args.expiring, today)
+            else:
+                entries = register.entries()
+            for entry in entries:
+                print(entry.line(today))
+        elif args.register_command == "show":
+            entry = register.show(args.number)
+            for name, value in vars(entry).items():
+                print(f"{name}: {value if value is not None else '—'}")
+            print(f"status: {entry.status(today)}")
+        elif args.register_command == "last":
+            print(register.last_certified(args.node, today).bundle_path)
+        else:
+            print(register.revoke(args.number, args.reason).line(today))
+    except (RegisterError, CertificateRefused) as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -399,9 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     allure.add_argument("--out", metavar="DIR", help="default: DIR/allure-report")
     allure.add_argument("--allure", metavar="PATH", help="the allure command line to use")
     allure.set_defaults(handler=_report_allure)
-    diff = report_commands.add_parser("diff", help="what changed between two runs")
-    diff.add_argument("old", metavar="OLD.json")
-    diff.add_argument("new", metavar="NEW.json")
+    diff = report_commands.add_parser(
+        "diff", help="what changed between two runs (report.json or evidence bundle)"
+    )
+    diff.add_argument("old", metavar="OLD.json|BUNDLE")
+    diff.add_argument("new", metavar="NEW.json|BUNDLE")
     diff.add_argument("--json", action="store_true", help="JSON for machines")
     diff.set_defaults(handler=_report_diff)
     assessment = report_commands.add_parser(
@@ -453,6 +522,29 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--node-name", help="node name; default: the target file's")
     issue.add_argument("--date", metavar="YYYY-MM-DD", help="date of issue; default: today")
     issue.set_defaults(handler=_certificate_issue)
+
+    register = commands.add_parser("register", help="the register of issued certificates")
+    register_commands = register.add_subparsers(dest="register_command", required=True)
+    add = register_commands.add_parser("add", help="record an issued certificate")
+    add.add_argument("certificate", metavar="CERTIFICATE.json")
+    add.add_argument("--bundle", metavar="FILE", help="default: the bundle named beside it")
+    listing = register_commands.add_parser(
+        "list", help="every certificate, a node's history, or what expires soon"
+    )
+    listing.add_argument("--expiring", type=int, metavar="N", help="valid, expiring within N days")
+    listing.add_argument("--node", metavar="NODE-ID", help="this node's history, oldest first")
+    shown = register_commands.add_parser("show", help="one certificate in full")
+    shown.add_argument("number", metavar="NUMBER")
+    last = register_commands.add_parser(
+        "last", help="the bundle of a node's last valid certificate (for `report diff`)"
+    )
+    last.add_argument("node", metavar="NODE-ID")
+    revoke = register_commands.add_parser("revoke", help="revoke a certificate, with its reason")
+    revoke.add_argument("number", metavar="NUMBER")
+    revoke.add_argument("--reason", required=True, help="why it is revoked")
+    for sub in (add, listing, shown, last, revoke):
+        sub.add_argument("--db", default="register.sqlite", metavar="FILE", help="the register")
+        sub.set_defaults(handler=_register)
 
     authority = commands.add_parser("authority", help="the certifying authority's SM2 key pair")
     authority_commands = authority.add_subparsers(dest="authority_command", required=True)
