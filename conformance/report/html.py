@@ -32,7 +32,8 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
-from conformance.report.integrity import read_report
+from conformance.profile import ProfileError, load_clauses
+from conformance.report.integrity import read_report, report_identity
 from conformance.report.model import RunReport, Verdict, printable
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -406,14 +407,61 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, unit: str
 # -- the page --------------------------------------------------------------------------
 
 
+@functools.cache
+def clause_texts() -> dict[str, Mapping[str, str]]:
+    """The standard's text (summary, zh/en) of every clause, from the profiles."""
+    try:
+        return {c.id: {"zh": c.summary.zh, "en": c.summary.en} for c in load_clauses()}
+    except ProfileError:
+        return {}
+
+
+def headline_zh(report: RunReport) -> str:
+    """The banner's headline in Chinese (``RunReport.headline`` is the English one)."""
+    counts = report.counts
+    text = (
+        f"{labels()['run_verdicts'][report.verdict.value]['zh']}：通过 {counts['PASS']}，"
+        f"不通过 {counts['FAIL']}，出错 {counts['ERROR']}，跳过 {counts['SKIP']}"
+    )
+    notes = [
+        (sum(r.waived for r in report.clauses), "项不通过已由认证机构豁免"),
+        (len(report.unimplemented_must()), "项“必须”条款未实现检查"),
+        (len(report.unassessed_must()), "项“必须”条款未能评估，不构成认证"),
+    ]
+    text += "".join(f"；{n} {what}" for n, what in notes if n)
+    if report.lab:
+        text += "；实验室运行（明文 HTTP），不构成认证"
+    if report.partial:
+        text += "；部分运行，不构成认证"
+    return text
+
+
+def _decisive(evidence: Sequence[EvidenceView]) -> EvidenceView | None:
+    """The exchange that decided a finding: the last one recorded (a check stops at its
+    finding), or None when there is none."""
+    exchanges = [e for e in evidence if e.kind == "exchange"]
+    return exchanges[-1] if exchanges else None
+
+
 def render_html(report: RunReport) -> str:
     """report.html of ``report``: one self-contained bilingual page."""
     script, policy = page_security()
     summary = report.summary()
     chapters = list(summary["by_chapter"])
-    clauses = [
-        {"result": r, "evidence": [evidence_view(e) for e in r.evidence]} for r in report.clauses
+    views = [(r, [evidence_view(e) for e in r.evidence]) for r in report.clauses]
+    clauses = [{"result": r, "evidence": evidence} for r, evidence in views]
+    texts = clause_texts()
+    findings = [
+        {
+            "result": r,
+            "evidence": evidence,
+            "text": texts.get(r.id),
+            "decisive": _decisive(evidence),
+        }
+        for r, evidence in views
+        if r.verdict in (Verdict.FAIL, Verdict.ERROR)
     ]
+    report_id, digest = report_identity(report)
     return (
         environment()
         .get_template("report.html.j2")
@@ -428,6 +476,10 @@ def render_html(report: RunReport) -> str:
             unimplemented=report.unimplemented_must(),
             unassessed=report.unassessed_must(),
             target=dict(report.target),
+            findings=findings,
+            report_id=report_id,
+            digest=digest,
+            headline_zh=headline_zh(report),
             load=load_views(report.load),
             script=script,
             policy=policy,
