@@ -48,6 +48,7 @@ from conformance.profile import (
     load_profile,
 )
 from conformance.report import write_reports
+from conformance.report.allure_results import finish_allure_results
 from conformance.report.model import ClauseResult, RunReport, SkipCause, Verdict, printable
 from conformance.target import AppCredential, Target, TargetError, load_target
 
@@ -547,6 +548,9 @@ class AtsSession:
             return
         self.report = self.assemble(created=created)
         self.paths = write_reports(self.report, self.report_dir)
+        alluredir = self.config.getoption("allure_report_dir", None)
+        if alluredir:
+            finish_allure_results(Path(alluredir), self.report)
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = max(exit_status(self.report), int(self.own_tests_failed > 0))
 

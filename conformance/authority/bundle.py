@@ -1,11 +1,12 @@
 """The evidence bundle: one archive of a run's reports, a manifest of SM3 digests, and a
 detached SM2 signature of the manifest.
 
-The archive is a gzip'd tar with fixed member order, times and owners, so the same run makes the
-same bytes. ``manifest.json`` inside it names every other member with its SM3 digest and size,
-and the run it certifies (node, verdict, profile, report digest). The signature (``BUNDLE.sig``)
-covers the manifest's exact bytes; the manifest covers the members. Verification needs the public
-key alone, and names every member that was changed, added or removed.
+The archive holds report.json, junit.xml and its evidence attachments, report.html, summary.md
+and the allure results. It is a gzip'd tar with fixed member order, times and owners, so the
+same run makes the same bytes. ``manifest.json`` inside it names every other member with its
+SM3 digest and size, and the run it certifies (node, verdict, profile, report digest). The
+signature (``BUNDLE.sig``) covers the manifest's exact bytes; the manifest covers the members.
+Verification needs the public key alone, and names every member changed, added or removed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from conformance.authority.keys import (
     write_signature,
 )
 from conformance.report.integrity import Integrity, verify_document
+from conformance.report.junit import ATTACHMENTS
 
 FORMAT = "ats-evidence-bundle/1"
 MANIFEST = "manifest.json"
@@ -74,11 +76,11 @@ def _run_files(run_dir: Path) -> Iterator[tuple[str, Path]]:
         if not path.is_file():
             raise BundleError(f"{run_dir}: no {name}: not the report folder of a run")
         yield name, path
-    allure = run_dir / ALLURE_FOLDER
-    if allure.is_dir():
-        for path in sorted(allure.rglob("*")):
-            if path.is_file():
-                yield path.relative_to(run_dir).as_posix(), path
+    for folder in (run_dir / ATTACHMENTS, run_dir / ALLURE_FOLDER):
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    yield path.relative_to(run_dir).as_posix(), path
 
 
 def _run_facts(document: Mapping[str, Any]) -> dict[str, Any]:

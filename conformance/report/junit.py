@@ -1,4 +1,10 @@
-"""junit.xml: one testcase per clause, classname the chapter, the reason as failure message."""
+"""junit.xml: one testcase per clause, classname the chapter, the reason as failure message.
+
+The reason stays on every testcase (CI dashboards show it); a clause's evidence goes to an
+attachment file, ``junit-attachments/<clause>.json`` beside junit.xml, named in the case's
+``system-out`` as ``[[ATTACHMENT|path]]`` (the convention Jenkins, GitLab and others read), so
+junit.xml itself stays small enough for CI to carry.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conformance.report.model import RunReport, Verdict, printable
+
+ATTACHMENTS = "junit-attachments"
+
+
+def attachment_name(clause_id: str) -> str:
+    """The path, relative to junit.xml, of a clause's evidence attachment."""
+    return f"{ATTACHMENTS}/{clause_id}.json"
 
 
 def junit_tree(report: RunReport) -> ET.ElementTree:
@@ -62,10 +75,10 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
             )
         elif result.verdict is Verdict.SKIP:
             ET.SubElement(case, "skipped", {"message": message})
+        out = [message]
         if result.evidence and result.verdict is not Verdict.SKIP:
-            ET.SubElement(case, "system-out").text = json.dumps(
-                list(result.evidence), ensure_ascii=False, indent=1
-            )
+            out.append(f"[[ATTACHMENT|{attachment_name(result.id)}]]")
+        ET.SubElement(case, "system-out").text = "\n".join(out)
     root = ET.Element("testsuites", {"name": "conformance"})
     root.append(suite)
     ET.indent(root)
@@ -76,4 +89,13 @@ def write_junit(report: RunReport, path: Path) -> Path:
     """Writes ``report`` as JUnit XML to ``path``."""
     tree = junit_tree(report)
     tree.write(path, encoding="utf-8", xml_declaration=True)
+    folder = path.parent / ATTACHMENTS
+    folder.mkdir(exist_ok=True)
+    for stale in folder.glob("*.json"):
+        stale.unlink()
+    for result in report.clauses:
+        if result.evidence and result.verdict is not Verdict.SKIP:
+            (path.parent / attachment_name(result.id)).write_text(
+                json.dumps(list(result.evidence), ensure_ascii=False, indent=1), encoding="utf-8"
+            )
     return path

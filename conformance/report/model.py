@@ -90,6 +90,10 @@ class SkipCause(StrEnum):
     NOT_ASSESSED = "not_assessed"  # applies, but this run lacks what assessing it needs
 
 
+# report.json keeps at most this many evidence entries of a passing or skipped clause.
+EVIDENCE_SAMPLE = 3
+
+
 @dataclass(frozen=True)
 class ClauseResult:
     """The outcome of one clause with the exchanges that decided it (secrets already removed)."""
@@ -106,6 +110,8 @@ class ClauseResult:
     # A FAIL the certifying authority accepted (a signed waiver): clause, approver, ticket,
     # reason, expires. It reads WAIVED in every report and no longer blocks certification.
     waiver: Mapping[str, Any] | None = None
+    # How many evidence entries the check recorded, when report.json keeps only a sample.
+    evidence_total: int | None = None
 
     @property
     def shown(self) -> str:
@@ -129,6 +135,13 @@ class ClauseResult:
             "duration_s": round(self.duration_s, 3),
             "evidence": [dict(e) for e in self.evidence],
         }
+        # A failing clause keeps every exchange; a passing or skipped one a bounded sample, and
+        # the count of what the check recorded, so a clean run's report stays small.
+        total = max(len(self.evidence), self.evidence_total or 0)
+        if self.verdict in (Verdict.PASS, Verdict.SKIP) and total > EVIDENCE_SAMPLE:
+            data["evidence"] = data["evidence"][:EVIDENCE_SAMPLE]
+        if len(data["evidence"]) < total:
+            data["evidence_total"] = total
         if self.skip_cause is not None:
             data["skip_cause"] = self.skip_cause.value
         if self.waiver is not None:
@@ -150,6 +163,7 @@ class ClauseResult:
             evidence=tuple(data.get("evidence", ())),
             skip_cause=SkipCause(cause) if cause else None,
             waiver=dict(data["waiver"]) if data.get("waiver") else None,
+            evidence_total=data.get("evidence_total"),
         )
 
 

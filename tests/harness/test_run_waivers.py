@@ -69,3 +69,17 @@ def test_a_waived_fail_reads_waived_in_every_report_of_a_run(
     (allure,) = [r for r in results if "ATS-NODE-01" in r.get("name", "")]
     assert allure["status"] == "skipped"
     assert "WAIVED by 王审核" in allure["statusDetails"]["message"]
+    assert allure["statusDetails"]["message"].startswith("ATS-NODE-01: WAIVED by 王审核")
+    tags = [label["value"].lower() for label in allure["labels"] if label["name"] == "tag"]
+    assert len(tags) == len(set(tags))
+    environment = (reports / "allure-results/environment.properties").read_text(encoding="utf-8")
+    assert "verdict=LAB_CONFORMANT\n" in environment
+    assert "node_id=330000\n" in environment
+    assert f"profile_digest={document['profile_digest']}\n" in environment
+    executor = json.loads((reports / "allure-results/executor.json").read_text(encoding="utf-8"))
+    assert executor["buildName"].startswith("ATS-330000-")
+    # JUnit keeps the reason per case; the evidence is an attachment file beside it.
+    assert "[[ATTACHMENT|junit-attachments/ATS-NODE-01.json]]" in junit
+    attachment = json.loads((reports / "junit-attachments/ATS-NODE-01.json").read_text("utf-8"))
+    assert attachment == clause["evidence"]
+    assert '"status": "DOWN"' not in junit
