@@ -14,6 +14,7 @@ report from ``allure-results/`` with the Allure 2 command line.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
@@ -32,7 +33,7 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
-from conformance.profile import ProfileError, load_clauses
+from conformance.profile import ProfileError, load_clauses, load_profile
 from conformance.report.integrity import read_report, report_identity
 from conformance.report.model import RunReport, Verdict, printable
 
@@ -191,6 +192,46 @@ class ScenarioView:
     name: str
     figures: Sequence[tuple[str, str]]
     charts: Sequence[tuple[str, Markup]]
+    # The clause's threshold beside a figure it bounds (``≤ 500``), by figure key.
+    thresholds: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+# Which clause parameter bounds which load figure, and how (ATS-PERF-01..04).
+_THRESHOLDS = {
+    "p95_ms": ("≤", "p95_ms"),
+    "p99_ms": ("≤", "p99_ms"),
+    "failure_ratio": ("≤", "max_failure_ratio"),
+    "rate_per_s": ("≥", "rate_per_s"),
+}
+
+
+def _clause_params(profile: str) -> dict[str, Mapping[str, Any]]:
+    """Every clause's parameters in the run's profile (its level's overrides applied)."""
+    try:
+        return {c.id: c.params for c in load_profile(profile).clauses}
+    except ProfileError:
+        try:
+            return {c.id: c.params for c in load_clauses()}
+        except ProfileError:
+            return {}
+
+
+def _with_thresholds(
+    views: list[ScenarioView], scenarios: Mapping[str, Any], profile: str
+) -> list[ScenarioView]:
+    params = _clause_params(profile)
+    out = []
+    for view in views:
+        scenario = scenarios.get(view.name)
+        clause = scenario.get("clause") if isinstance(scenario, Mapping) else None
+        bounds = params.get(str(clause), {})
+        thresholds = {
+            key: f"{sign} {_shown(bounds[param])}"
+            for key, (sign, param) in _THRESHOLDS.items()
+            if param in bounds
+        }
+        out.append(dataclasses.replace(view, thresholds=thresholds) if thresholds else view)
+    return out
 
 
 def _number(value: Any) -> float | None:
@@ -480,7 +521,9 @@ def render_html(report: RunReport) -> str:
             report_id=report_id,
             digest=digest,
             headline_zh=headline_zh(report),
-            load=load_views(report.load),
+            load=_with_thresholds(
+                load_views(report.load), report.load.get("scenarios") or {}, report.profile
+            ),
             script=script,
             policy=policy,
         )

@@ -9,9 +9,9 @@ import html
 import json
 from pathlib import Path
 
-from report_builders import Page, clauses, exchange, make_report
+from report_builders import Page, clauses, exchange, load_results, make_report
 
-from conformance.profile import load_clauses
+from conformance.profile import load_clauses, load_profile
 from conformance.report import write_reports
 from conformance.report.html import render_html
 from conformance.report.markdown import render_summary
@@ -106,3 +106,13 @@ def test_a_clean_run_says_there_are_no_findings() -> None:
     page = render_html(make_report())
     assert "No findings: every assessed clause passes." in page
     assert "无发现项" in render_summary(make_report())
+
+
+def test_load_figures_are_translated_and_beside_their_thresholds() -> None:
+    page = render_html(make_report(load=load_results()))
+    load = page[page.index('id="load"') :]
+    assert "延迟 p95（毫秒）" in load
+    assert "Latency p95 (ms)" in load
+    # share-query is ATS-PERF-01: its p95 bound is the provincial profile's parameter.
+    bound = next(c for c in load_profile("provincial").clauses if c.id == "ATS-PERF-01")
+    assert f"≤ {bound.params['p95_ms']}" in load
