@@ -18,7 +18,7 @@ from conformance.report.integrity import report_identity
 from conformance.report.model import RunReport
 
 # A Python exception's class as traceback prints it before the message: module path and name.
-_CLASS_PREFIX = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Outcome|Failed|Skipped): ")
+_CLASS_PREFIX = re.compile(r"^(?:[A-Za-z_]\w*\.)*\w*(?:Error|Outcome|Failed|Skipped|Exception): ")
 _XFAIL = "XFAIL "
 
 

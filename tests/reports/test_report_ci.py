@@ -63,6 +63,7 @@ def test_allure_messages_lose_the_exception_class_and_tags_are_not_repeated(
         "ATS-AUTH-05: replayed"
     )
     assert clean_message("AssertionError: ATS-X-01: no") == "ATS-X-01: no"
+    assert clean_message("Skipped: lab run: plain HTTP") == "lab run: plain HTTP"
     assert clean_message(
         "XFAIL ATS-X-01: WAIVED\n\n_pytest.outcomes.XFailed: ATS-X-01: WAIVED"
     ) == ("ATS-X-01: WAIVED")
