@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from report_builders import clauses, make_report
 
 from conformance.authority.bundle import build_bundle, read_members
@@ -23,6 +24,7 @@ from conformance.authority.certificate import (
     write_certificate,
 )
 from conformance.authority.keys import init_keys, load_signing_key, load_verifying_key, sm3_hex
+from conformance.authority.waivers import load_waivers, sign_waivers
 from conformance.cli import main
 from conformance.report import write_reports
 from conformance.report.integrity import seal
@@ -172,3 +174,30 @@ def test_the_certificate_prints_to_pdf_and_opens_in_a_browser(
         capture_output=True, text=True, timeout=60, check=False,
     ).stdout  # fmt: skip
     assert certificate.number in dom
+
+
+def test_no_certificate_when_a_vendor_key_signed_the_waivers_of_the_run(
+    authority: Path, tmp_path: Path
+) -> None:
+    """A vendor that passes its own key as --authority-pubkey gets WAIVED in its report, but the
+    report names the signer, and the authority issues no certificate on it."""
+    vendor = tmp_path / "vendor"
+    init_keys(vendor, PASSPHRASE)
+    waivers = tmp_path / "waivers.yaml"
+    entry = {
+        "clause": _must(),
+        "node_id": "330000",
+        "reason": "r",
+        "approver": "vendor",
+        "ticket": "T-1",
+        "expires": "2099-01-01",
+    }
+    waivers.write_text(yaml.safe_dump({"waivers": [entry]}), encoding="utf-8")
+    sign_waivers(waivers, load_signing_key(vendor / "authority.key.pem", PASSPHRASE))
+    report = load_waivers(waivers, load_verifying_key(vendor / "authority.pub.pem")).apply(
+        make_report({_must(): Verdict.FAIL})
+    )
+    assert report.verdict.value == "CERTIFIED_WITH_FINDINGS"
+    bundle = _signed(tmp_path, authority, report)
+    with pytest.raises(CertificateRefused, match="waivers were not signed by this authority key"):
+        _issue(bundle, authority)

@@ -11,6 +11,7 @@ from report_builders import clauses, exchange, make_report
 
 from conformance.report import write_reports
 from conformance.report.allure_results import clean_message, finish_allure_results
+from conformance.report.html import html_from_json
 from conformance.report.integrity import verify_file
 from conformance.report.model import EVIDENCE_SAMPLE, RunReport, Verdict
 
@@ -82,3 +83,13 @@ def test_allure_messages_lose_the_exception_class_and_tags_are_not_repeated(
     assert "verdict=NOT_CERTIFIED\n" in properties
     assert "suite_version=0.1.0\n" in properties
     assert json.loads((results / "executor.json").read_text("utf-8"))["name"]
+
+
+def test_a_page_rendered_again_from_report_json_says_the_evidence_is_a_sample(
+    tmp_path: Path,
+) -> None:
+    report, passing, _ = _report()
+    paths = write_reports(report, tmp_path)
+    page = html_from_json(paths["report.json"], tmp_path / "again.html").read_text("utf-8")
+    row = page[page.index(f'id="{passing}"') :]
+    assert f"{EVIDENCE_SAMPLE} / {EVIDENCE_SAMPLE + 4}" in row[: row.index("</tr>")]
