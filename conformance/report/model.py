@@ -90,8 +90,23 @@ class SkipCause(StrEnum):
     NOT_ASSESSED = "not_assessed"  # applies, but this run lacks what assessing it needs
 
 
-# report.json keeps at most this many evidence entries of a passing or skipped clause.
+# report.json keeps at most this many exchanges, and notes, of a passing or skipped clause.
 EVIDENCE_SAMPLE = 3
+EVIDENCE_NOTES = 50
+
+
+def _sample(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first notes and other entries of ``evidence`` within their bounds, in order."""
+    kept: list[dict[str, Any]] = []
+    notes = exchanges = 0
+    for entry in evidence:
+        if set(entry) <= {"note"} and notes < EVIDENCE_NOTES:
+            kept.append(entry)
+            notes += 1
+        elif not set(entry) <= {"note"} and exchanges < EVIDENCE_SAMPLE:
+            kept.append(entry)
+            exchanges += 1
+    return kept
 
 
 @dataclass(frozen=True)
@@ -135,11 +150,12 @@ class ClauseResult:
             "duration_s": round(self.duration_s, 3),
             "evidence": [dict(e) for e in self.evidence],
         }
-        # A failing clause keeps every exchange; a passing or skipped one a bounded sample, and
-        # the count of what the check recorded, so a clean run's report stays small.
+        # A failing clause keeps every exchange; a passing or skipped one its notes (one line
+        # each: what the check established) and a bounded sample of its exchanges, with the
+        # count of what the check recorded, so a clean run's report stays small.
         total = max(len(self.evidence), self.evidence_total or 0)
         if self.verdict in (Verdict.PASS, Verdict.SKIP) and total > EVIDENCE_SAMPLE:
-            data["evidence"] = data["evidence"][:EVIDENCE_SAMPLE]
+            data["evidence"] = _sample(data["evidence"])
         if len(data["evidence"]) < total:
             data["evidence_total"] = total
         if self.skip_cause is not None:
