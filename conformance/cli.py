@@ -49,6 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     if (args.waivers is None) != (args.authority_pubkey is None):
         raise UsageError("--waivers and --authority-pubkey go together")
     if args.waivers:
+        _check_waivers(Path(args.waivers), Path(args.authority_pubkey))
         # Waivers are applied by the plugin, which owns the run's results.
         args.pytest_arg = [
             *args.pytest_arg,
@@ -56,6 +57,17 @@ def _run(args: argparse.Namespace) -> int:
             f"--ats-authority-pubkey={Path(args.authority_pubkey).resolve()}",
         ]
     return run(args)
+
+
+def _check_waivers(waivers: Path, pubkey: Path) -> None:
+    """The waivers file and the authority key can be read: else one line before the run."""
+    from conformance.authority.keys import AuthorityKeyError, load_verifying_key
+    from conformance.authority.waivers import WaiverFileError, load_waivers
+
+    try:
+        load_waivers(waivers, load_verifying_key(pubkey))
+    except (AuthorityKeyError, WaiverFileError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _load(args: argparse.Namespace) -> int:

@@ -215,3 +215,9 @@ def test_the_command_line_signs_waivers_and_the_run_takes_them_in_pairs(
     capsys.readouterr()
     assert main(["run", "--waivers", str(path)]) == 2
     assert "--waivers and --authority-pubkey go together" in capsys.readouterr().err
+    missing = str(tmp_path / "no-such.pub.pem")
+    assert main(["run", "--waivers", str(path), "--authority-pubkey", missing]) == 2
+    assert "no-such.pub.pem: cannot read" in capsys.readouterr().err
+    pub = str(authority / "authority.pub.pem")
+    assert main(["run", "--waivers", str(tmp_path / "none.yaml"), "--authority-pubkey", pub]) == 2
+    assert "none.yaml: cannot read" in capsys.readouterr().err
