@@ -51,10 +51,10 @@ def test_findings_come_first_with_the_clause_text_and_the_deciding_exchange() ->
     decisive = findings[findings.index('class="exchange decisive"') :]
     assert "the last one" in html.unescape(decisive)
     assert "first" not in html.unescape(decisive.split("</div>\n</div>")[0])
-    # The subscriptions the run created are an appendix after the clause table and sign-off.
-    assert (
-        page.index('id="clause-table"') < page.index('id="sign-off"') < page.index('id="created"')
-    )
+    # The sign-off closes the body; the created subscriptions and every clause with its full
+    # evidence follow as appendices.
+    marks = [page.index(f'id="{name}"') for name in ("load", "sign-off", "created", "clauses")]
+    assert marks == sorted(marks)
 
 
 def test_the_page_names_the_report_and_its_digest_as_report_json_is_sealed(
