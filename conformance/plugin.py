@@ -319,6 +319,7 @@ class ClauseItem(pytest.Item):
                 attachment_type=allure.attachment_type.JSON,
             )
         # The clause id leads the message: allure and JUnit show it apart from the test name.
+        # A FAIL the authority waived is an expected failure: it reads WAIVED, never failed.
         waiver = self.ats.waiver_for(result)
         if waiver is not None:
             pytest.xfail(
