@@ -90,22 +90,28 @@ class SkipCause(StrEnum):
     NOT_ASSESSED = "not_assessed"  # applies, but this run lacks what assessing it needs
 
 
-# report.json keeps at most this many exchanges, and notes, of a passing or skipped clause.
-EVIDENCE_SAMPLE = 3
+# report.json keeps at most this many exchanges of each kind, and notes, of a passing or
+# skipped clause.
+EVIDENCE_SAMPLE = 5
 EVIDENCE_NOTES = 50
 
 
+def _kind(entry: Mapping[str, Any]) -> str:
+    if set(entry) <= {"note"}:
+        return "note"
+    return "received" if "received_by" in entry else "exchange"
+
+
 def _sample(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The first notes and other entries of ``evidence`` within their bounds, in order."""
+    """The first entries of each kind of ``evidence`` (notes, exchanges the candidate sent to
+    an emulated neighbour, the suite's own exchanges) within their bounds, in order."""
+    bounds = {"note": EVIDENCE_NOTES, "received": EVIDENCE_SAMPLE, "exchange": EVIDENCE_SAMPLE}
     kept: list[dict[str, Any]] = []
-    notes = exchanges = 0
     for entry in evidence:
-        if set(entry) <= {"note"} and notes < EVIDENCE_NOTES:
+        kind = _kind(entry)
+        if bounds[kind] > 0:
             kept.append(entry)
-            notes += 1
-        elif not set(entry) <= {"note"} and exchanges < EVIDENCE_SAMPLE:
-            kept.append(entry)
-            exchanges += 1
+            bounds[kind] -= 1
     return kept
 
 
