@@ -123,15 +123,43 @@ def _report_allure(args: argparse.Namespace) -> int:
 
 
 def _report_diff(args: argparse.Namespace) -> int:
+    import tempfile
+
     from conformance.report.diff import diff_files
     from conformance.report.integrity import ReportFileError
 
-    try:
-        text, status = diff_files(Path(args.old), Path(args.new), as_json=args.json)
-    except ReportFileError as exc:
-        raise UsageError(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="ats-diff-") as folder:
+        # An evidence bundle stands for its report.json (a node's last certified run).
+        old, new = (
+            _report_of(Path(p), Path(folder) / n) for p, n in ((args.old, "old"), (args.new, "new"))
+        )
+        try:
+            text, status = diff_files(old, new, as_json=args.json)
+        except ReportFileError as exc:
+            raise UsageError(str(exc)) from None
+        # The scratch copies are named as what the user gave.
+        for scratch, given in ((old, args.old), (new, args.new)):
+            if scratch.is_relative_to(folder):
+                text = text.replace(str(scratch), given)
     print(text)
     return status
+
+
+def _report_of(path: Path, scratch: Path) -> Path:
+    """``path`` itself, or the report.json inside it when it is an evidence bundle."""
+    if not _is_archive(path):
+        return path
+    from conformance.authority.bundle import BundleError, read_members
+
+    try:
+        report = read_members(path)["report.json"]
+    except BundleError as exc:
+        raise UsageError(str(exc)) from None
+    except KeyError:
+        raise UsageError(f"{path}: an archive without report.json") from None
+    scratch.mkdir()
+    (scratch / "report.json").write_bytes(report)
+    return scratch / "report.json"
 
 
 def _report_assessment(args: argparse.Namespace) -> int:
@@ -149,7 +177,10 @@ def _report_assessment(args: argparse.Namespace) -> int:
 def _report_verify(args: argparse.Namespace) -> int:
     from conformance.report.integrity import Integrity, verify_file
 
-    result = verify_file(Path(args.report))
+    given = Path(args.report)
+    if args.pubkey or _is_archive(given):
+        return _bundle_verify(given, args)
+    result = verify_file(given)
     print(result.message, file=sys.stdout if result.state is Integrity.INTACT else sys.stderr)
     return int(result.state)
 
@@ -162,6 +193,166 @@ def _profiles_bundle_openapi(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else folder / BUNDLED_NAME
     output.write_text(bundled_text(folder), "utf-8")
     print(output)
+    return 0
+
+
+def _is_archive(path: Path) -> bool:
+    import tarfile
+
+    return path.is_file() and tarfile.is_tarfile(path)
+
+
+def _bundle_verify(bundle: Path, args: argparse.Namespace) -> int:
+    from conformance.authority.bundle import Check, verify_bundle
+    from conformance.authority.keys import AuthorityKeyError, load_verifying_key
+
+    if not args.pubkey:
+        raise UsageError(f"{bundle}: an evidence bundle is verified with --pubkey FILE")
+    try:
+        pubkey = load_verifying_key(Path(args.pubkey))
+    except AuthorityKeyError as exc:
+        raise UsageError(str(exc)) from None
+    signature = Path(args.signature) if args.signature else None
+    result = verify_bundle(bundle, pubkey, signature)
+    out = sys.stdout if result.state is Check.VERIFIED else sys.stderr
+    if result.state is Check.TAMPERED:
+        print(f"{bundle}: TAMPERED: not what the authority signed", file=out)
+    for line in result.lines:
+        print(line, file=out)
+    return int(result.state)
+
+
+def _report_sign(args: argparse.Namespace) -> int:
+    from conformance.authority.bundle import BundleError, build_bundle
+    from conformance.authority.keys import AuthorityKeyError, load_signing_key, read_passphrase
+
+    try:
+        key = load_signing_key(Path(args.key), read_passphrase(args.passphrase_env))
+        bundle, signature = build_bundle(
+            Path(args.run_dir), key, Path(args.out) if args.out else None
+        )
+    except (AuthorityKeyError, BundleError) as exc:
+        raise UsageError(str(exc)) from None
+    print(bundle)
+    print(signature)
+    return 0
+
+
+def _waivers_sign(args: argparse.Namespace) -> int:
+    from conformance.authority.keys import AuthorityKeyError, load_signing_key, read_passphrase
+    from conformance.authority.waivers import WaiverFileError, sign_waivers
+
+    try:
+        key = load_signing_key(Path(args.key), read_passphrase(args.passphrase_env))
+        print(sign_waivers(Path(args.file), key))
+    except (AuthorityKeyError, WaiverFileError) as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def _certificate_issue(args: argparse.Namespace) -> int:
+    import subprocess
+    from datetime import date
+
+    from conformance.authority.certificate import (
+        CertificateRefused,
+        certificate_for,
+        find_browser,
+        print_pdf,
+        write_certificate,
+    )
+    from conformance.authority.keys import AuthorityKeyError, load_verifying_key
+
+    bundle = Path(args.bundle)
+    try:
+        issued_on = date.fromisoformat(args.date) if args.date else date.today()
+    except ValueError:
+        raise UsageError(f"--date: {args.date!r} is not a date (YYYY-MM-DD)") from None
+    try:
+        certificate = certificate_for(
+            bundle,
+            load_verifying_key(Path(args.pubkey)),
+            issued_on=issued_on,
+            validity_days=args.validity_days,
+            number=args.number,
+            operator=args.operator,
+            node_name=args.node_name,
+        )
+    except (AuthorityKeyError, CertificateRefused) as exc:
+        raise UsageError(str(exc)) from None
+    written = write_certificate(certificate, Path(args.out) if args.out else bundle.parent)
+    browser = find_browser()
+    if browser is not None:
+        page = written["certificate.html"]
+        try:
+            written["certificate.pdf"] = print_pdf(page, page.with_suffix(".pdf"), browser)
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"conformance: no PDF: {exc}", file=sys.stderr)
+    print(
+        f"certificate {certificate.number}: {certificate.verdict}, node {certificate.node_id}, "
+        f"valid {certificate.issued_on} → {certificate.valid_until}"
+    )
+    for path in written.values():
+        print(path)
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from conformance.authority.certificate import CertificateRefused, read_certificate
+    from conformance.authority.keys import sm3_hex
+    from conformance.authority.register import Register, RegisterError
+
+    register, today = Register(Path(args.db)), date.today()
+    try:
+        if args.register_command == "add":
+            source = Path(args.certificate)
+            certificate = read_certificate(source)
+            bundle = Path(args.bundle) if args.bundle else source.parent / certificate.bundle_file
+            if not bundle.is_file() or sm3_hex(bundle.read_bytes()) != certificate.bundle_sm3:
+                raise UsageError(f"{bundle}: not the bundle certificate {certificate.number} names")
+            print(register.add(certificate, bundle).line(today))
+        elif args.register_command == "list":
+            if args.node:
+                entries = register.history(args.node)
+            elif args.expiring is not None:
+                entries = register.expiring(args.expiring, today)
+            else:
+                entries = register.entries()
+            for entry in entries:
+                print(entry.line(today))
+        elif args.register_command == "show":
+            entry = register.show(args.number)
+            for name, value in vars(entry).items():
+                print(f"{name}: {value if value is not None else '—'}")
+            print(f"status: {entry.status(today)}")
+        elif args.register_command == "last":
+            print(register.last_certified(args.node, today).bundle_path)
+        else:
+            print(register.revoke(args.number, args.reason).line(today))
+    except (RegisterError, CertificateRefused) as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def _authority_init(args: argparse.Namespace) -> int:
+    from conformance.authority.keys import (
+        AuthorityKeyError,
+        fingerprint,
+        init_keys,
+        read_passphrase,
+    )
+
+    try:
+        private, public = init_keys(
+            Path(args.out), read_passphrase(args.passphrase_env, confirm=True)
+        )
+    except AuthorityKeyError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"private key (encrypted, keep offline): {private}")
+    print(f"public key (give to whoever verifies): {public}")
+    print(f"fingerprint (SM3): {fingerprint(public.read_bytes())}")
     return 0
 
 
@@ -253,9 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
     allure.add_argument("--out", metavar="DIR", help="default: DIR/allure-report")
     allure.add_argument("--allure", metavar="PATH", help="the allure command line to use")
     allure.set_defaults(handler=_report_allure)
-    diff = report_commands.add_parser("diff", help="what changed between two runs")
-    diff.add_argument("old", metavar="OLD.json")
-    diff.add_argument("new", metavar="NEW.json")
+    diff = report_commands.add_parser(
+        "diff", help="what changed between two runs (report.json or evidence bundle)"
+    )
+    diff.add_argument("old", metavar="OLD.json|BUNDLE")
+    diff.add_argument("new", metavar="NEW.json|BUNDLE")
     diff.add_argument("--json", action="store_true", help="JSON for machines")
     diff.set_defaults(handler=_report_diff)
     assessment = report_commands.add_parser(
@@ -266,10 +459,86 @@ def build_parser() -> argparse.ArgumentParser:
     )
     assessment.add_argument("--out", default="reports", metavar="DIR", help="output folder")
     assessment.set_defaults(handler=_report_assessment)
-    verify = report_commands.add_parser("verify", help="check the integrity digest of a report")
-    verify.add_argument("report", metavar="REPORT.json")
+    verify = report_commands.add_parser(
+        "verify",
+        help="check a report's integrity digest, or an evidence bundle's signature (--pubkey)",
+    )
+    verify.add_argument("report", metavar="REPORT.json|BUNDLE")
+    verify.add_argument("--pubkey", metavar="FILE", help="the authority's public key (bundles)")
+    verify.add_argument("--signature", metavar="FILE", help="default: BUNDLE.sig")
     verify.set_defaults(handler=_report_verify)
+    sign = report_commands.add_parser(
+        "sign", help="bundle a run's reports and sign them with the authority key (SM2)"
+    )
+    sign.add_argument("run_dir", metavar="RUN_DIR")
+    sign.add_argument("--key", required=True, metavar="FILE", help="the authority's private key")
+    _passphrase_option(sign)
+    sign.add_argument("--out", metavar="BUNDLE", help="default: RUN_DIR/evidence-bundle.tar.gz")
+    sign.set_defaults(handler=_report_sign)
+
+    waivers = commands.add_parser("waivers", help="accepted deviations, signed by the authority")
+    waivers_commands = waivers.add_subparsers(dest="waivers_command", required=True)
+    waivers_sign = waivers_commands.add_parser("sign", help="sign a waivers file (FILE.sig)")
+    waivers_sign.add_argument("file", metavar="FILE")
+    waivers_sign.add_argument("--key", required=True, metavar="FILE", help="the authority's key")
+    _passphrase_option(waivers_sign)
+    waivers_sign.set_defaults(handler=_waivers_sign)
+
+    certificate = commands.add_parser("certificate", help="the certificate of a signed run")
+    certificate_commands = certificate.add_subparsers(dest="certificate_command", required=True)
+    issue = certificate_commands.add_parser(
+        "issue", help="certificate.html (and .pdf) for a CERTIFIED signed bundle"
+    )
+    issue.add_argument("bundle", metavar="BUNDLE")
+    issue.add_argument("--pubkey", required=True, metavar="FILE", help="the authority's public key")
+    issue.add_argument("--out", metavar="DIR", help="default: the bundle's folder")
+    issue.add_argument(
+        "--validity-days", type=positive_int, default=365, metavar="N", help="default: 365"
+    )
+    issue.add_argument("--number", help="certificate number; default: ATS-NODE-DATE-DIGEST")
+    issue.add_argument("--operator", help="operator organisation; default: the target file's")
+    issue.add_argument("--node-name", help="node name; default: the target file's")
+    issue.add_argument("--date", metavar="YYYY-MM-DD", help="date of issue; default: today")
+    issue.set_defaults(handler=_certificate_issue)
+
+    register = commands.add_parser("register", help="the register of issued certificates")
+    register_commands = register.add_subparsers(dest="register_command", required=True)
+    add = register_commands.add_parser("add", help="record an issued certificate")
+    add.add_argument("certificate", metavar="CERTIFICATE.json")
+    add.add_argument("--bundle", metavar="FILE", help="default: the bundle named beside it")
+    listing = register_commands.add_parser(
+        "list", help="every certificate, a node's history, or what expires soon"
+    )
+    listing.add_argument("--expiring", type=int, metavar="N", help="valid, expiring within N days")
+    listing.add_argument("--node", metavar="NODE-ID", help="this node's history, oldest first")
+    shown = register_commands.add_parser("show", help="one certificate in full")
+    shown.add_argument("number", metavar="NUMBER")
+    last = register_commands.add_parser(
+        "last", help="the bundle of a node's last valid certificate (for `report diff`)"
+    )
+    last.add_argument("node", metavar="NODE-ID")
+    revoke = register_commands.add_parser("revoke", help="revoke a certificate, with its reason")
+    revoke.add_argument("number", metavar="NUMBER")
+    revoke.add_argument("--reason", required=True, help="why it is revoked")
+    for sub in (add, listing, shown, last, revoke):
+        sub.add_argument("--db", default="register.sqlite", metavar="FILE", help="the register")
+        sub.set_defaults(handler=_register)
+
+    authority = commands.add_parser("authority", help="the certifying authority's SM2 key pair")
+    authority_commands = authority.add_subparsers(dest="authority_command", required=True)
+    init = authority_commands.add_parser("init", help="create the authority's key pair")
+    init.add_argument("--out", default="authority", metavar="DIR", help="where the keys go")
+    _passphrase_option(init)
+    init.set_defaults(handler=_authority_init)
     return parser
+
+
+def _passphrase_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--passphrase-env",
+        metavar="NAME",
+        help="environment variable holding the key's passphrase; default: ask at the terminal",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -118,6 +118,24 @@ class RunOptions:
             pytest=("--ats-thorough", "--thorough"),
         ),
     )
+    waivers: str | None = _option(
+        None,
+        Flags(
+            "waivers file signed by the authority (accepted FAILs); with --authority-pubkey",
+            cli=("--waivers",),
+            pytest=("--ats-waivers",),
+            metavar="FILE",
+        ),
+    )
+    authority_pubkey: str | None = _option(
+        None,
+        Flags(
+            "the authority's public key: only waivers it signed apply",
+            cli=("--authority-pubkey",),
+            pytest=("--ats-authority-pubkey",),
+            metavar="FILE",
+        ),
+    )
     workers: int | None = _option(
         None,
         Flags(

@@ -25,6 +25,7 @@ import allure
 import pytest
 
 from conformance import STANDARD, __version__, ats
+from conformance.authority.waivers import run_date
 from conformance.checks import CheckContext, RunState
 from conformance.client import EvidenceLog, NodeClient
 from conformance.masking import ANY_RUN
@@ -33,6 +34,7 @@ from conformance.options import RunOptions, add_pytest_options
 from conformance.outcomes import Inconclusive, SkipCause, Verdict, decide, exit_status
 from conformance.profile import Clause, ProfileError
 from conformance.report import write_reports
+from conformance.report.allure_results import finish_allure_results
 from conformance.report.model import ClauseResult, RunReport, printable
 from conformance.run_plan import Plan, PlanError, PlannedClause, build_plan
 from conformance.target import AppCredential, Target, TargetError
@@ -132,6 +134,13 @@ class ClauseItem(pytest.Item):
                 attachment_type=allure.attachment_type.JSON,
             )
         # The clause id leads the message: allure and JUnit show it apart from the test name.
+        # A FAIL the authority waived is an expected failure: it reads WAIVED, never failed.
+        waiver = self.ats.waiver_for(result)
+        if waiver is not None:
+            pytest.xfail(
+                f"{clause.id}: WAIVED by {waiver['approver']} ({waiver['ticket']}) "
+                f"until {waiver['expires']}: {result.reason}"
+            )
         if result.verdict is Verdict.FAIL:
             raise ClauseOutcome(f"{clause.id}: {result.reason}")
         if result.verdict is Verdict.ERROR:
@@ -188,6 +197,13 @@ class AtsSession:
     def controller(self) -> bool:
         """This process assembles and writes the reports (not a pytest-xdist worker)."""
         return not hasattr(self.config, "workerinput")
+
+    def waiver_for(self, result: ClauseResult) -> dict[str, Any] | None:
+        """The authority's waiver of this FAIL, if one applies to this run."""
+        if self.plan.waivers is None:
+            return None
+        node_id = self.plan.target.node.node_id
+        return self.plan.waivers.waiver_for(result, node_id, run_date(self.started_at))
 
     @property
     def client(self) -> NodeClient:
@@ -346,6 +362,9 @@ class AtsSession:
             return
         self.report = self.assemble(created=created)
         self.paths = write_reports(self.report, self.plan.report_dir)
+        alluredir = self.config.getoption("allure_report_dir", None)
+        if alluredir:
+            finish_allure_results(Path(alluredir), self.report)
         if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = max(
                 exit_status(self.report.verdict), int(self.own_tests_failed > 0)
@@ -389,7 +408,7 @@ class AtsSession:
                 result = _result(planned.clause, Verdict.ERROR, reason, 0.0, None, None)
             clauses.append(result)
         partial = self.plan.partial or any(r.skip_cause is SkipCause.NOT_SELECTED for r in clauses)
-        return RunReport(
+        report = RunReport(
             profile=self.plan.profile.name,
             suite_version=__version__,
             started_at=self.started_at,
@@ -405,6 +424,7 @@ class AtsSession:
             profile_digest=self.plan.profile.digest(),
             created=dict(created or {}),
         )
+        return report if self.plan.waivers is None else self.plan.waivers.apply(report)
 
     def _progress(self, result: ClauseResult) -> None:
         """One line per clause: position in the run, elapsed time, then the clause's line."""

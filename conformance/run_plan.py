@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from conformance.authority.keys import AuthorityKeyError, load_verifying_key
+from conformance.authority.waivers import WaiverFileError, WaiverSet, load_waivers
 from conformance.checks import RegisteredCheck, registry
 from conformance.load.runner import RemoteWorkers
 from conformance.options import RunOptions
@@ -56,6 +58,7 @@ class Plan:
     load_workers: int | None = None
     load_remote: RemoteWorkers | None = None
     thorough: bool = False  # the long probes (ATS-AUTH-05's late replay)
+    waivers: WaiverSet | None = None  # the authority's signed waivers (accepted FAILs)
 
     @property
     def partial(self) -> bool:
@@ -140,7 +143,22 @@ def build_plan(options: RunOptions, target_path: str | Path | None = None) -> Pl
         load_workers=options.workers,
         load_remote=remote,
         thorough=options.thorough,
+        waivers=_waivers(options),
     )
+
+
+def _waivers(options: RunOptions) -> WaiverSet | None:
+    """The run's waivers file read against the authority's public key; both or neither."""
+    if options.waivers is None and options.authority_pubkey is None:
+        return None
+    if options.waivers is None or options.authority_pubkey is None:
+        raise PlanError("--waivers and --authority-pubkey go together")
+    try:
+        return load_waivers(
+            Path(options.waivers), load_verifying_key(Path(options.authority_pubkey))
+        )
+    except (AuthorityKeyError, WaiverFileError) as exc:
+        raise PlanError(str(exc)) from None
 
 
 def _with_lab(target: Target) -> Target:

@@ -25,6 +25,10 @@ NODE_LEVELS = ("department", "provincial", "municipal")
 APP_NAMES = ("consumer", "consumer_b", "admin", "load")
 REQUIRED_APPS = ("consumer", "consumer_b", "admin")
 RESOURCE_ROLES = ("unconditional", "conditional", "not_shared", "population")
+# The certification request (optional): who asks for the certificate, for what, who tests it.
+REQUEST_FIELDS = (
+    "node_name", "operator", "vendor", "product", "version", "contact", "tester", "reviewer",
+)  # fmt: skip
 
 # ATS §0: app ids and secrets.
 _APP_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -137,6 +141,8 @@ class Target:
     timeouts: Timeouts = Timeouts()
     # ATS §12: load beyond loopback only when the target file says the operator owns the node.
     operator_owns_target: bool = False
+    # The certification request block (REQUEST_FIELDS); reports and the certificate show it.
+    request: Mapping[str, str] = field(default_factory=dict)
 
     def credential(self, name: str) -> AppCredential:
         """The credential called ``name``: an app of the file, ``as_parent`` or ``as_child``."""
@@ -176,6 +182,7 @@ class Target:
             "lab": self.lab,
             "apps": {name: cred.app_id for name, cred in self.apps.items()},
             "resources": dict(self.resources),
+            **({"request": dict(self.request)} if self.request else {}),
         }
 
 
@@ -374,7 +381,9 @@ def load_target(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raise TargetError(f"{source}: {where}: {problem}") from None
     reader = _Reader(source, env)
     top = reader.mapping(
-        document, "", ("node", "apps", "resources", "neighbours", "lab", "timeouts", "load")
+        document,
+        "",
+        ("node", "apps", "resources", "neighbours", "lab", "timeouts", "load", "request"),
     )
     for key in ("node", "apps"):
         if key not in top:
@@ -402,7 +411,19 @@ def load_target(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         source=source,
         timeouts=_timeouts(reader, top.get("timeouts")),
         operator_owns_target=_operator_owns_target(reader, top.get("load")),
+        request=_request(reader, top.get("request")),
     )
+
+
+def _request(reader: _Reader, value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    data = reader.mapping(value, "request", REQUEST_FIELDS)
+    return {
+        key: reader.string(data[key], f"request.{key}")
+        for key in REQUEST_FIELDS
+        if data.get(key) is not None
+    }
 
 
 def _operator_owns_target(reader: _Reader, value: Any) -> bool:

@@ -14,6 +14,7 @@ by ``conformance.allure_report``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
@@ -30,7 +31,8 @@ import yaml
 from markupsafe import Markup
 
 from conformance.masking import ANY_RUN
-from conformance.report.integrity import read_report
+from conformance.profile import ProfileError, load_clauses, load_profile
+from conformance.report.integrity import read_report, report_identity
 from conformance.report.model import RunReport, Verdict, printable
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -167,6 +169,46 @@ class ScenarioView:
     name: str
     figures: Sequence[tuple[str, str]]
     charts: Sequence[tuple[str, Markup]]
+    # The clause's threshold beside a figure it bounds (``≤ 500``), by figure key.
+    thresholds: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+# Which clause parameter bounds which load figure, and how (ATS-PERF-01..04).
+_THRESHOLDS = {
+    "p95_ms": ("≤", "p95_ms"),
+    "p99_ms": ("≤", "p99_ms"),
+    "failure_ratio": ("≤", "max_failure_ratio"),
+    "rate_per_s": ("≥", "rate_per_s"),
+}
+
+
+def _clause_params(profile: str) -> dict[str, Mapping[str, Any]]:
+    """Every clause's parameters in the run's profile (its level's overrides applied)."""
+    try:
+        return {c.id: c.params for c in load_profile(profile).clauses}
+    except ProfileError:
+        try:
+            return {c.id: c.params for c in load_clauses()}
+        except ProfileError:
+            return {}
+
+
+def _with_thresholds(
+    views: list[ScenarioView], scenarios: Mapping[str, Any], profile: str
+) -> list[ScenarioView]:
+    params = _clause_params(profile)
+    out = []
+    for view in views:
+        scenario = scenarios.get(view.name)
+        clause = scenario.get("clause") if isinstance(scenario, Mapping) else None
+        bounds = params.get(str(clause), {})
+        thresholds = {
+            key: f"{sign} {_shown(bounds[param])}"
+            for key, (sign, param) in _THRESHOLDS.items()
+            if param in bounds
+        }
+        out.append(dataclasses.replace(view, thresholds=thresholds) if thresholds else view)
+    return out
 
 
 def _number(value: Any) -> float | None:
@@ -383,14 +425,61 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, unit: str
 # -- the page --------------------------------------------------------------------------
 
 
+@functools.cache
+def clause_texts() -> dict[str, Mapping[str, str]]:
+    """The standard's text (summary, zh/en) of every clause, from the profiles."""
+    try:
+        return {c.id: {"zh": c.summary.zh, "en": c.summary.en} for c in load_clauses()}
+    except ProfileError:
+        return {}
+
+
+def headline_zh(report: RunReport) -> str:
+    """The banner's headline in Chinese (``RunReport.headline`` is the English one)."""
+    counts = report.counts
+    text = (
+        f"{labels()['run_verdicts'][report.verdict.value]['zh']}：通过 {counts['PASS']}，"
+        f"不通过 {counts['FAIL']}，出错 {counts['ERROR']}，跳过 {counts['SKIP']}"
+    )
+    notes = [
+        (sum(r.waived for r in report.clauses), "项不通过已由认证机构豁免"),
+        (len(report.unimplemented_must()), "项“必须”条款未实现检查"),
+        (len(report.unassessed_must()), "项“必须”条款未能评估，不构成认证"),
+    ]
+    text += "".join(f"；{n} {what}" for n, what in notes if n)
+    if report.lab:
+        text += "；实验室运行（明文 HTTP），不构成认证"
+    if report.partial:
+        text += "；部分运行，不构成认证"
+    return text
+
+
+def _decisive(evidence: Sequence[EvidenceView]) -> EvidenceView | None:
+    """The exchange that decided a finding: the last one recorded (a check stops at its
+    finding), or None when there is none."""
+    exchanges = [e for e in evidence if e.kind == "exchange"]
+    return exchanges[-1] if exchanges else None
+
+
 def render_html(report: RunReport) -> str:
     """report.html of ``report``: one self-contained bilingual page."""
     script, policy = page_security()
     summary = report.summary()
     chapters = list(summary["by_chapter"])
-    clauses = [
-        {"result": r, "evidence": [evidence_view(e) for e in r.evidence]} for r in report.clauses
+    views = [(r, [evidence_view(e) for e in r.evidence]) for r in report.clauses]
+    clauses = [{"result": r, "evidence": evidence} for r, evidence in views]
+    texts = clause_texts()
+    findings = [
+        {
+            "result": r,
+            "evidence": evidence,
+            "text": texts.get(r.id),
+            "decisive": _decisive(evidence),
+        }
+        for r, evidence in views
+        if r.verdict in (Verdict.FAIL, Verdict.ERROR)
     ]
+    report_id, digest = report_identity(report)
     return (
         environment()
         .get_template("report.html.j2")
@@ -405,7 +494,13 @@ def render_html(report: RunReport) -> str:
             unimplemented=report.unimplemented_must(),
             unassessed=report.unassessed_must(),
             target=dict(report.target),
-            load=load_views(report.load),
+            findings=findings,
+            report_id=report_id,
+            digest=digest,
+            headline_zh=headline_zh(report),
+            load=_with_thresholds(
+                load_views(report.load), report.load.get("scenarios") or {}, report.profile
+            ),
             script=script,
             policy=policy,
         )

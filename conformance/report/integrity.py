@@ -63,6 +63,18 @@ def seal(document: Mapping[str, Any]) -> dict[str, Any]:
     return sealed
 
 
+def report_identity(report: RunReport) -> tuple[str, str]:
+    """The report id and the SM3 digest report.json is sealed with, as every page shows them.
+
+    The id names the node, the start of the run and the digest's first 8 hex digits, so the
+    page, the summary and report.json are seen to be of one run.
+    """
+    digest = content_digest(report.to_dict())
+    node = str(report.target.get("node_id", "node"))
+    started = "".join(ch for ch in report.started_at[:19] if ch.isdigit())
+    return f"ATS-{node}-{started}-{digest[:8].upper()}", digest
+
+
 def verify_document(document: Any) -> Verification:
     """Whether a parsed report still has the content its integrity member was computed over."""
     if not isinstance(document, dict):

@@ -1,4 +1,10 @@
-"""junit.xml: one testcase per clause, classname the chapter, the reason as failure message."""
+"""junit.xml: one testcase per clause, classname the chapter, the reason as failure message.
+
+The reason stays on every testcase (CI dashboards show it); a clause's evidence goes to an
+attachment file, ``junit-attachments/<clause>.json`` beside junit.xml, named in the case's
+``system-out`` as ``[[ATTACHMENT|path]]`` (the convention Jenkins, GitLab and others read), so
+junit.xml itself stays small enough for CI to carry.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,28 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conformance.masking import ANY_RUN
 from conformance.report.model import RunReport, Verdict, printable
+
+ATTACHMENTS = "junit-attachments"
+
+
+def attachment_name(clause_id: str) -> str:
+    """The path, relative to junit.xml, of a clause's evidence attachment."""
+    return f"{ATTACHMENTS}/{clause_id}.json"
 
 
 def junit_tree(report: RunReport) -> ET.ElementTree:
     """The JUnit XML document of ``report``."""
     counts = report.counts
+    waived = sum(r.waived for r in report.clauses)
     suite = ET.Element(
         "testsuite",
         {
             "name": f"{report.standard} {report.profile}",
             "tests": str(len(report.clauses)),
-            "failures": str(counts[Verdict.FAIL]),
+            "failures": str(counts[Verdict.FAIL] - waived),
             "errors": str(counts[Verdict.ERROR]),
-            "skipped": str(counts[Verdict.SKIP]),
+            "skipped": str(counts[Verdict.SKIP] + waived),
             "time": f"{sum(r.duration_s for r in report.clauses):.3f}",
             "timestamp": report.started_at,
         },
@@ -47,7 +60,12 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
         ).strip()
         # The clause id leads the message: CI dashboards show the message without the case name.
         message = printable(f"{result.id}: {result.reason}")
-        if result.verdict is Verdict.FAIL:
+        if result.waived and result.waiver is not None:
+            # A waived FAIL blocks nothing: CI sees it skipped, with the waiver in its message.
+            waiver = result.waiver
+            text = f"WAIVED by {waiver['approver']} ({waiver['ticket']}) until {waiver['expires']}"
+            ET.SubElement(case, "skipped", {"message": printable(f"{message} — {text}")})
+        elif result.verdict is Verdict.FAIL:
             ET.SubElement(case, "failure", {"message": message, "type": result.level}).text = (
                 detail or None
             )
@@ -57,10 +75,10 @@ def junit_tree(report: RunReport) -> ET.ElementTree:
             )
         elif result.verdict is Verdict.SKIP:
             ET.SubElement(case, "skipped", {"message": message})
+        out = [message]
         if result.evidence and result.verdict is not Verdict.SKIP:
-            ET.SubElement(case, "system-out").text = json.dumps(
-                ANY_RUN.value(list(result.evidence)), ensure_ascii=False, indent=1
-            )
+            out.append(f"[[ATTACHMENT|{attachment_name(result.id)}]]")
+        ET.SubElement(case, "system-out").text = "\n".join(out)
     root = ET.Element("testsuites", {"name": "conformance"})
     root.append(suite)
     ET.indent(root)
@@ -71,4 +89,13 @@ def write_junit(report: RunReport, path: Path) -> Path:
     """Writes ``report`` as JUnit XML to ``path``."""
     tree = junit_tree(report)
     tree.write(path, encoding="utf-8", xml_declaration=True)
+    folder = path.parent / ATTACHMENTS
+    folder.mkdir(exist_ok=True)
+    for stale in folder.glob("*.json"):
+        stale.unlink()
+    for result in report.clauses:
+        if result.evidence and result.verdict is not Verdict.SKIP:
+            (path.parent / attachment_name(result.id)).write_text(
+                json.dumps(list(result.evidence), ensure_ascii=False, indent=1), encoding="utf-8"
+            )
     return path

@@ -8,7 +8,8 @@ assessed, always with a reason). The run's verdict follows from the clauses:
 - otherwise, for a lab run (ATS §11), a partial run (``--only``, or a load stage other than
   ``full``) or a run that could not assess an applicable MUST clause (the target file names no
   neighbour the clause needs): LAB_CONFORMANT — conformant where assessed, never a certification;
-- otherwise CERTIFIED_WITH_FINDINGS when a SHOULD clause fails or errs, else CERTIFIED.
+- otherwise CERTIFIED_WITH_FINDINGS when a SHOULD clause fails or errs, or a FAIL was waived
+  by the certifying authority (a waived FAIL reads WAIVED and blocks nothing), else CERTIFIED.
 """
 
 from __future__ import annotations
@@ -38,6 +39,31 @@ def printable(text: str) -> str:
     )
 
 
+# report.json keeps at most this many exchanges of each kind, and notes, of a passing or
+# skipped clause.
+EVIDENCE_SAMPLE = 5
+EVIDENCE_NOTES = 50
+
+
+def _kind(entry: Mapping[str, Any]) -> str:
+    if set(entry) <= {"note"}:
+        return "note"
+    return "received" if "received_by" in entry else "exchange"
+
+
+def _sample(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first entries of each kind of ``evidence`` (notes, exchanges the candidate sent to
+    an emulated neighbour, the suite's own exchanges) within their bounds, in order."""
+    bounds = {"note": EVIDENCE_NOTES, "received": EVIDENCE_SAMPLE, "exchange": EVIDENCE_SAMPLE}
+    kept: list[dict[str, Any]] = []
+    for entry in evidence:
+        kind = _kind(entry)
+        if bounds[kind] > 0:
+            kept.append(entry)
+            bounds[kind] -= 1
+    return kept
+
+
 @dataclass(frozen=True)
 class ClauseResult:
     """The outcome of one clause with the exchanges that decided it (secrets already removed)."""
@@ -51,6 +77,21 @@ class ClauseResult:
     duration_s: float = 0.0
     evidence: Sequence[Mapping[str, Any]] = ()
     skip_cause: SkipCause | None = None
+    # A FAIL the certifying authority accepted (a signed waiver): clause, approver, ticket,
+    # reason, expires. It reads WAIVED in every report and no longer blocks certification.
+    waiver: Mapping[str, Any] | None = None
+    # How many evidence entries the check recorded, when report.json keeps only a sample.
+    evidence_total: int | None = None
+
+    @property
+    def shown(self) -> str:
+        """The verdict as the reports show it: WAIVED for a waived FAIL."""
+        return "WAIVED" if self.waived else self.verdict.value
+
+    @property
+    def waived(self) -> bool:
+        """Whether this is a FAIL the authority waived."""
+        return self.waiver is not None and self.verdict is Verdict.FAIL
 
     def to_dict(self) -> dict[str, Any]:
         """The clause as report.json holds it."""
@@ -64,8 +105,18 @@ class ClauseResult:
             "duration_s": round(self.duration_s, 3),
             "evidence": [dict(e) for e in self.evidence],
         }
+        # A failing clause keeps every exchange; a passing or skipped one its notes (one line
+        # each: what the check established) and a bounded sample of its exchanges, with the
+        # count of what the check recorded, so a clean run's report stays small.
+        total = max(len(self.evidence), self.evidence_total or 0)
+        if self.verdict in (Verdict.PASS, Verdict.SKIP) and total > EVIDENCE_SAMPLE:
+            data["evidence"] = _sample(data["evidence"])
+        if len(data["evidence"]) < total:
+            data["evidence_total"] = total
         if self.skip_cause is not None:
             data["skip_cause"] = self.skip_cause.value
+        if self.waiver is not None:
+            data["waiver"] = dict(self.waiver)
         return data
 
     @classmethod
@@ -82,13 +133,20 @@ class ClauseResult:
             duration_s=float(data.get("duration_s", 0.0)),
             evidence=tuple(data.get("evidence", ())),
             skip_cause=SkipCause(cause) if cause else None,
+            waiver=dict(data["waiver"]) if data.get("waiver") else None,
+            evidence_total=data.get("evidence_total"),
         )
 
 
 def _blocking(result: ClauseResult) -> bool:
-    return result.level == "MUST" and (
-        result.verdict in (Verdict.FAIL, Verdict.ERROR)
-        or result.skip_cause is SkipCause.NOT_IMPLEMENTED
+    # A waived FAIL is still a finding (CERTIFIED_WITH_FINDINGS at best), never a block.
+    return (
+        result.level == "MUST"
+        and not result.waived
+        and (
+            result.verdict in (Verdict.FAIL, Verdict.ERROR)
+            or result.skip_cause is SkipCause.NOT_IMPLEMENTED
+        )
     )
 
 
@@ -127,6 +185,8 @@ class RunReport:
     profile_digest: str = ""
     # What the run left at the node: the subscriptions it created, with their final status.
     created: Mapping[str, Any] = field(default_factory=dict)
+    # The waivers file given to the run: its source, signer, and each waiver ignored with why.
+    waivers: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> RunVerdict:
@@ -181,6 +241,9 @@ class RunReport:
         if unassessed:
             ids = ", ".join(r.id for r in unassessed)
             text += f"; MUST clauses not assessed ({ids}): never a certification"
+        waived = sum(r.waived for r in self.clauses)
+        if waived:
+            text += f"; {waived} FAIL waived by the authority (WAIVED)"
         if self.lab:
             text += "; lab run (plain HTTP): never a certification"
         if self.partial:
@@ -209,6 +272,7 @@ class RunReport:
             "clauses": [r.to_dict() for r in self.clauses],
             "load": dict(self.load),
             "created": dict(self.created),
+            **({"waivers": dict(self.waivers)} if self.waivers else {}),
         }
 
     @classmethod
@@ -229,4 +293,5 @@ class RunReport:
             standard=data.get("standard", "ATS-1.0"),
             profile_digest=data.get("profile_digest", ""),
             created=dict(data.get("created", {})),
+            waivers=dict(data.get("waivers", {})),
         )

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from data_node import _files, data_node
+from data_node import data_node
+from support.nodes import plan_node
 
 from conformance.checks import CheckContext, Finding, RunState, registry
 from conformance.checks._semantics import recognised_semantic
@@ -149,7 +150,7 @@ def _auth05(folder: Path, *, thorough: bool, late_s: float) -> tuple[str, CheckC
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ForgetfulNode)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        _, target_path = _files(folder, "330000")
+        target_path = plan_node(folder).target_file
         document = yaml.safe_load(target_path.read_text("utf-8"))
         document["node"]["base_url"] = f"http://127.0.0.1:{server.server_address[1]}"
         target_path.write_text(yaml.safe_dump(document, allow_unicode=True), "utf-8")

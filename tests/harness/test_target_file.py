@@ -182,3 +182,20 @@ def test_an_emulated_child_is_emulated_in_live_mode_and_its_secrets_scrubbed(
     assert emulated.child.role == "child"
     assert emulated.child.listen == "127.0.0.1:10"
     assert {"s" * 40, "c" * 48} <= set(load_target(path).secrets())
+
+
+def test_the_certification_request_block_is_optional_and_checked(
+    tmp_path: Path,
+) -> None:
+    example = load_target(EXAMPLE, environ=EXAMPLE_ENV)
+    assert example.request["operator"] == "浙江省大数据发展管理局"
+    assert example.public()["request"]["version"] == "2.4.0"
+    document = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    document["request"] = {"operator": "某局", "sponsor": "x"}
+    path = tmp_path / "target.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(TargetError, match=r"request\.sponsor: unknown member"):
+        load_target(path, environ=EXAMPLE_ENV)
+    del document["request"]
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    assert "request" not in load_target(path, environ=EXAMPLE_ENV).public()

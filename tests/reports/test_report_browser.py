@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from report_builders import HOSTILE, clauses, exchange, load_results, make_report
 
+from conformance.profile import load_clauses
 from conformance.report.html import labels, write_html
 from conformance.report.model import Verdict
 
@@ -69,3 +70,20 @@ def test_the_report_loads_cleanly_and_shows_the_verdict(tmp_path: Path) -> None:
     assert '<div class="filters" id="filters">' in dom
     assert "pwned" not in dom.split("</title>")[0]
     assert f'<strong id="filter-shown">{len(report.clauses)}</strong>' in dom
+
+
+def test_the_officer_sees_findings_first_with_the_clause_text_in_both_languages(
+    tmp_path: Path,
+) -> None:
+    failing = next(c for c in load_clauses() if c.level == "MUST")
+    report = make_report(
+        verdicts={failing.id: Verdict.FAIL}, evidence={failing.id: [exchange('{"a": 1}')]}
+    )
+    dom, log = _open(write_html(report, tmp_path / "report.html"), tmp_path / "profile")
+    assert [line for line in log.splitlines() if "CONSOLE" in line] == []
+    assert dom.index('id="findings"') < dom.index('id="target"') < dom.index('id="clause-table"')
+    findings = dom[dom.index('id="findings"') : dom.index('id="target"')]
+    assert failing.summary.en.split(" ")[0] in findings
+    assert failing.summary.zh[:6] in findings
+    assert 'class="exchange decisive"' in findings
+    assert labels()["run_verdicts"]["NOT_CERTIFIED"]["zh"] + "：" in dom
