@@ -40,7 +40,6 @@ PLACES: dict[str, str] = {
     "conformance.plugin": "plugin / runner",
     "conformance.runner": "plugin / runner",
     "conformance.checks.*": "checks",
-    "conformance.client": "client · neighbours · load · reference · report writers",
     "conformance.client.*": "client · neighbours · load · reference · report writers",
     "conformance.neighbours": "client · neighbours · load · reference · report writers",
     "conformance.load.*": "client · neighbours · load · reference · report writers",
