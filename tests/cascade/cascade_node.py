@@ -32,7 +32,6 @@ from conformance.client import EvidenceLog, NodeClient
 from conformance.data import data_dir
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.profile import load_profile
-from conformance.reference.faults import FAULTS
 from conformance.reference.launcher import start_node, start_topology
 from conformance.report.model import SkipCause
 from conformance.target import load_target
@@ -259,11 +258,6 @@ def live_candidate(
         client = NodeClient(target)
         stack.callback(client.close)
         yield Candidate(client, neighbours)
-
-
-def cascade_faults() -> tuple[str, ...]:
-    """The fault switches that break a CAS clause."""
-    return tuple(sorted(n for n, f in FAULTS.items() if any(c in CAS for c in f.clauses)))
 
 
 def misjudged(

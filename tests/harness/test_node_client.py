@@ -52,7 +52,9 @@ def test_signed_requests_verify_at_the_server(
     )
     assert ex.status == 404
     assert "page=1&page=2&keyword=a%2Bb%20%E4%BA%BA" in ex.target
-    assert all(r.verified for r in verifier.recorded("/api/v1/"))
+    recorded = verifier.recorded("/api/v1/")
+    assert recorded
+    assert all(r.verified for r in recorded)
 
 
 def test_a_wrong_credential_is_refused_by_the_server(
