@@ -1,8 +1,17 @@
-"""Project-wide test options: long soak and load tests run only when asked for."""
+"""Project-wide test options (long soak and load tests run only when asked for) and the
+helpers' folders on the import path."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# The benches of the fault matrix (tests/test_fault_matrix.py) are the nodes the tests of each
+# chapter start; their helpers live beside those tests.
+for _folder in ("checks", "security", "cascade", "load"):
+    sys.path.insert(0, str(Path(__file__).parent / _folder))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -29,6 +29,7 @@ def test_every_clause_is_broken_by_a_fault_of_the_reference_node(clause_id: str)
 def test_every_fault_names_only_clauses_of_the_standard() -> None:
     known = set(clause_ids())
     assert {name: f.clauses for name, f in FAULTS.items() if not set(f.clauses) <= known} == {}
+    assert FAULTS
     assert all(f.clauses for f in FAULTS.values())
 
 

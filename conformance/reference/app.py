@@ -37,6 +37,7 @@ from conformance.reference.auth import (
     read_body,
     require,
 )
+from conformance.reference.catalog_index import CatalogIndex
 from conformance.reference.config import NodeConfig
 from conformance.reference.errors import JSON_TYPE, AtsError, error_body, json_bytes
 from conformance.reference.faults import FaultSet
@@ -375,7 +376,7 @@ def build_runtime(config: NodeConfig, faults: FaultSet) -> NodeRuntime:
         "bound_node = excluded.bound_node, rate_limit = excluded.rate_limit",
         [(a.app_id, a.role, a.bound_node, a.rate_limit) for a in config.apps.values()],
     )
-    index = catalog.CatalogIndex(store, config.node_id)
+    index = CatalogIndex(store, config.node_id)
     if config.seed_catalog is not None:
         index.seed(config.seed_catalog)
     return NodeRuntime(

@@ -12,7 +12,7 @@ from conformance.reference.ratelimit import RateLimiter
 if TYPE_CHECKING:
     import httpx
 
-    from conformance.reference.catalog import CatalogIndex
+    from conformance.reference.catalog_index import CatalogIndex
     from conformance.reference.config import NodeConfig
     from conformance.reference.faults import FaultSet
     from conformance.reference.stats import CallCounter, Connectivity

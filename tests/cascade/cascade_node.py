@@ -26,7 +26,6 @@ from conformance.data import data_dir
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.outcomes import decide
 from conformance.profile import load_profile
-from conformance.reference.faults import FAULTS
 from conformance.reference.launcher import start_topology
 from conformance.target import load_target
 from conformance.topology import write_file
@@ -160,11 +159,6 @@ def live_candidate(
         client = NodeClient(target)
         stack.callback(client.close)
         yield Candidate(client, neighbours)
-
-
-def cascade_faults() -> tuple[str, ...]:
-    """The fault switches that break a CAS clause."""
-    return tuple(sorted(n for n, f in FAULTS.items() if any(c in CAS for c in f.clauses)))
 
 
 def misjudged(

@@ -145,33 +145,3 @@ def _push_invalid_entry(client: NodeClient) -> None:
 PROVOCATIONS = {"accept-invalid-entry": _push_invalid_entry}
 # Faults whose defect shows only on a node without children (ATS §10: connectivity_rate 1).
 CHILDLESS = frozenset({"childless-connectivity-zero"})
-
-
-def faults_first_breaking(chapter: str) -> tuple[str, ...]:
-    """The fault switches whose first data-chapter clause belongs to ``chapter``."""
-    from conformance.reference.faults import FAULTS
-
-    chosen = []
-    for name, fault in sorted(FAULTS.items()):
-        data = [c for c in fault.clauses if c.split("-")[1] in DATA_CHAPTERS]
-        if data and data[0].split("-")[1] == chapter:
-            chosen.append(name)
-    return tuple(chosen)
-
-
-def judge_fault(folder: Path, fault: str) -> list[str]:
-    """What is wrong with the data checks under ``fault``: a clause it breaks that does not
-    fail, or another data clause that fails. Empty when the fault is caught exactly."""
-    from conformance.reference.faults import FAULTS
-
-    broken = set(FAULTS[fault].clauses)
-    problems = []
-    with data_node(folder, [fault], children=fault not in CHILDLESS) as node:
-        if fault in PROVOCATIONS:
-            PROVOCATIONS[fault](node.client)
-        for clause_id, (verdict, reason) in node.verdicts(data_clauses()).items():
-            if clause_id in broken and verdict != "FAIL":
-                problems.append(f"{clause_id} is {verdict} under {fault}: {reason}")
-            if clause_id not in broken and verdict == "FAIL":
-                problems.append(f"{clause_id} fails under {fault}: {reason}")
-    return problems

@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness_servers import closed_port, http_answer, json_answer, serve, silent_port
+from harness_servers import (
+    closed_port,
+    dripping_port,
+    http_answer,
+    json_answer,
+    serve,
+    silent_port,
+)
 
 from conformance.client import NodeClient, NodeUnreachable, Pacer
 from conformance.neighbours import EmulatedNeighbour
@@ -45,7 +52,9 @@ def test_signed_requests_verify_at_the_server(
     )
     assert ex.status == 404
     assert "page=1&page=2&keyword=a%2Bb%20%E4%BA%BA" in ex.target
-    assert all(r.verified for r in verifier.recorded("/api/v1/"))
+    recorded = verifier.recorded("/api/v1/")
+    assert recorded
+    assert all(r.verified for r in recorded)
 
 
 def test_a_wrong_credential_is_refused_by_the_server(
@@ -133,6 +142,26 @@ def test_a_silent_port_times_out_within_the_bound(write_target: Callable[..., Pa
         with pytest.raises(NodeUnreachable, match="no complete answer within 1 s"):
             client.raw("GET", "/api/v1/node")
         assert time.monotonic() - started < 4
+
+
+def test_a_dripping_answer_is_cut_at_the_deadline_on_every_transport(
+    write_target: Callable[..., Path],
+) -> None:
+    """A byte every 50 ms never trips the 1 s read timeout; the deadline of connect + read
+    time bounds the whole answer of the pooled, the raw and the burst transport alike."""
+    with dripping_port(interval_s=0.05) as url:
+        client = client_for(write_target, url)
+        for send in (
+            lambda: client.get("/api/v1/node", app=None),
+            lambda: client.raw("GET", "/api/v1/node"),
+        ):
+            started = time.monotonic()
+            with pytest.raises(NodeUnreachable, match="connection and read time together"):
+                send()
+            assert time.monotonic() - started < 3.5
+        started = time.monotonic()
+        assert client.burst("consumer", "/api/v1/node", 4, connections=2) == []
+        assert time.monotonic() - started < 4.5
 
 
 def test_a_refused_connection_and_then_a_pause(write_target: Callable[..., Path]) -> None:

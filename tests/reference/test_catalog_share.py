@@ -79,6 +79,7 @@ def test_an_unconditional_resource_answers_its_records(node: Node) -> None:
     names = [i["name"] for i in entry["items"]]
     assert answer["resource_code"] == code
     assert answer["total"] == len(CATALOG["records"][code])
+    assert answer["items"]
     assert all(list(r) == names for r in answer["items"])
     assert node.query(code).json()["size"] == 20
 
@@ -87,6 +88,7 @@ def test_fields_select_exactly_those_items(node: Node) -> None:
     code = ROLES["unconditional"]
     names = [i["name"] for i in ENTRIES[code]["items"]]
     answer = node.query(code, {"fields": [names[1], names[0]]}).json()
+    assert answer["items"]
     assert all(set(r) == {names[0], names[1]} for r in answer["items"])
     assert node.query(code, {"fields": []}).json()["items"][0].keys() == set(names)
 

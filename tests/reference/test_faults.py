@@ -603,20 +603,6 @@ def test_the_fault_breaks_its_clause(faulty: ThreadNode) -> None:
     PROBES[name](faulty)
 
 
-def _cascade_tested() -> set[str]:
-    text = "".join(p.read_text("utf-8") for p in Path(__file__).parent.glob("test_cascade*.py"))
-    text += "".join(p.read_text("utf-8") for p in Path(__file__).parent.glob("test_topology*.py"))
-    # Faults of chapters 9 and 11 are proven by the checks themselves in tests/security.
-    text += "".join(p.read_text("utf-8") for p in (ROOT / "tests" / "security").glob("test_*.py"))
-    # Faults shown only on a node shaped for them (no children) are proven in tests/checks.
-    text += "".join(p.read_text("utf-8") for p in (ROOT / "tests" / "checks").glob("*.py"))
-    return {name for name in FAULTS if f'"{name}"' in text}
-
-
-def test_every_fault_is_proven_somewhere() -> None:
-    assert set(FAULTS) - set(PROBES) - _cascade_tested() == set()
-
-
 def test_the_fault_table_lists_exactly_the_faults() -> None:
     text = (ROOT / "docs" / "reference-node.md").read_text("utf-8")
     rows = re.findall(r"^\| `([a-z0-9-]+)` \| (.+?) \| (.+?) \|$", text, re.MULTILINE)

@@ -77,7 +77,9 @@ def test_a_consumer_sees_only_its_own_subscriptions(node: Node) -> None:
         404,
         "NOT_FOUND",
     )
+    theirs = _subscribe(node, ROLES["conditional"], app="consumer_b")
     listed = node.call("GET", "/api/v1/subscriptions?size=100", app="consumer_b").json()
+    assert theirs["subscription_id"] in {s["subscription_id"] for s in listed["items"]}
     assert all(s["app_id"] == "consumer-b" for s in listed["items"])
     everything = node.call("GET", "/api/v1/subscriptions?size=100", app="admin").json()
     assert mine["subscription_id"] in {s["subscription_id"] for s in everything["items"]}
@@ -102,6 +104,7 @@ def test_the_approval_workflow_of_a_conditional_resource(node: Node) -> None:
     assert approved.json()["status"] == "APPROVED"
     assert_error(_decide(node, made["subscription_id"], "REJECT"), 409, "CONFLICT")
     answer = node.query(code, app="consumer_b").json()
+    assert answer["items"]
     assert all(list(r) == names[:2] for r in answer["items"])
     assert_error(node.query(code, {"fields": [names[2]]}, app="consumer_b"), 403, "FORBIDDEN")
     revoked = node.call("DELETE", f"/api/v1/subscriptions/{made['subscription_id']}", app="admin")
