@@ -30,7 +30,7 @@ from conformance.client import EvidenceLog, NodeClient
 from conformance.data import data_dir
 from conformance.profile import load_clauses, load_profile
 from conformance.reference.faults import FAULTS
-from conformance.runner import RunOptions, pytest_arguments
+from conformance.runner import RunOptions
 from conformance.target import load_target
 
 POPULATION = json.loads((data_dir("fixtures") / "catalogs" / "330000.json").read_text("utf-8"))
@@ -190,10 +190,9 @@ def test_thorough_replays_near_the_end_of_the_window(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("argv", "passed"), [([], False), (["--thorough"], True)])
-def test_thorough_is_off_by_default_and_reaches_the_plugin(argv: list[str], passed: bool) -> None:
+def test_thorough_is_off_by_default_and_reaches_the_options(argv: list[str], passed: bool) -> None:
     args = build_parser().parse_args(["run", "--target", "t.yaml", *argv])
-    arguments = pytest_arguments(RunOptions.from_args(args), Path("t.yaml"), Path("home"))
-    assert ("--ats-thorough" in arguments) is passed
+    assert RunOptions.from_cli(args).thorough is passed
 
 
 def test_the_musts_table_covers_every_must_clause_with_known_faults() -> None:

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from harness_servers import closed_port
 
+from conformance.authority.keys import init_keys, load_signing_key
+from conformance.authority.waivers import sign_waivers
 from conformance.cli import build_parser
 from conformance.options import LOAD_MODES, RunOptions, flags_of, pytest_dest
 from conformance.plugin import AtsSession
@@ -27,12 +30,36 @@ def _parsed_default(name: str) -> Any:
     return list(default) if isinstance(default, tuple) else default
 
 
+def _signed_waivers(folder: Path) -> tuple[Path, Path]:
+    """A waivers file signed by a new authority key in ``folder``, and that key's public half."""
+    passphrase = b"correct horse battery"
+    private, public = init_keys(folder, passphrase)
+    waivers = folder / "waivers.yaml"
+    entry = {
+        "clause": "ATS-NODE-05",
+        "node_id": "330000",
+        "reason": "the clock is set by the provincial time service",
+        "approver": "王审核",
+        "ticket": "CERT-2026-001",
+        "expires": "2099-12-31",
+    }
+    waivers.write_text(yaml.safe_dump({"waivers": [entry]}, allow_unicode=True), "utf-8")
+    sign_waivers(waivers, load_signing_key(private, passphrase))
+    return waivers, public
+
+
 def _value(name: str, target: Path) -> tuple[list[str], Any]:
     """A value to give option ``name`` on a command line, and what the option holds then."""
     default = next(f.default for f in fields(RunOptions) if f.name == name)
     if isinstance(default, bool):
         return [], True
+    folder = target.parent / "authority"
+    if not folder.is_dir():
+        folder.mkdir()
+        _signed_waivers(folder)
     special = {
+        "waivers": str(folder / "waivers.yaml"),
+        "authority_pubkey": str(folder / "authority.pub.pem"),
         "target": str(target),
         "only": "NODE",
         "load": "off",
@@ -126,3 +153,5 @@ def test_every_pytest_flag_reaches_the_plan(
     )
     # --ats-progress with --ats-quiet: only the summary.
     assert plan.progress is False
+    assert plan.thorough is True
+    assert plan.waivers is not None
