@@ -149,7 +149,7 @@ def use_nonce(node: NodeRuntime, app_id: str, nonce: str, now_ms: int) -> bool:
 
 
 # The list the fault unsigned-catalog serves without authentication (ATS-NODE-01).
-_CATALOG_LIST = "/api/v1/catalog/resources"
+_CATALOG_LIST = ats.CATALOG
 
 
 def purge_nonces(node: NodeRuntime, now_ms: int) -> None:

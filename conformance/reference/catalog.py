@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
+from conformance import ats
 from conformance.reference import clock
 from conformance.reference.auth import Caller, require
 from conformance.reference.catalog_index import IndexedEntry
@@ -77,7 +78,7 @@ _SLOW_PAGE_S = 0.9
 _FULL_PAGE = 100
 
 
-@router.get("/api/v1/catalog/resources")
+@router.get(ats.CATALOG)
 async def list_resources(
     request: Request, caller: Annotated[Caller, Depends(require(*_CATALOG_READERS))]
 ) -> Response:
@@ -139,7 +140,7 @@ def _matches(
     )
 
 
-@router.get("/api/v1/catalog/resources/{resource_code:path}")
+@router.get(f"{ats.CATALOG}/{{resource_code:path}}")
 async def get_resource(
     request: Request,
     resource_code: str,

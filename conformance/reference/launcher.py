@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from conformance import ats
 from conformance.topology import (
     START_TIMEOUT_S,
     LaunchError,
@@ -190,7 +191,7 @@ def _await_synced(topology: Topology, cancel: threading.Event | None = None) -> 
         while True:
             if cancel is not None and cancel.is_set():
                 raise StartCancelled("the start was cancelled")
-            target = "/api/v1/catalog/resources?scope=subtree&size=1"
+            target = f"{ats.CATALOG}?scope=subtree&size=1"
             headers = sign_headers(
                 method="GET",
                 target=target,
@@ -212,7 +213,7 @@ def _await_synced(topology: Topology, cancel: threading.Event | None = None) -> 
 def _local_total(http: httpx.Client, topology: Topology, node_id: str, admin: str) -> int:
     from conformance.signing import sign_headers
 
-    target = "/api/v1/catalog/resources?scope=local&size=1"
+    target = f"{ats.CATALOG}?scope=local&size=1"
     headers = sign_headers(
         method="GET",
         target=target,

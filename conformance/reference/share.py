@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance import codes
+from conformance import ats, codes
 from conformance.reference import routing
 from conformance.reference.audit import amend
 from conformance.reference.auth import Caller, require
@@ -275,7 +275,7 @@ async def _held(node: NodeRuntime) -> None:
 router = APIRouter()
 
 
-@router.post("/api/v1/share/{resource_code:path}/query")
+@router.post(f"{ats.SHARE_PREFIX}{{resource_code:path}}{ats.SHARE_SUFFIX}")
 async def share_query(
     request: Request,
     resource_code: str,

@@ -255,7 +255,7 @@ def _visible(node: NodeRuntime, caller: Caller, subscription_id: str) -> Subscri
     return found
 
 
-@router.get("/api/v1/subscriptions/{subscription_id}")
+@router.get(f"{ats.SUBSCRIPTIONS}/{{subscription_id}}")
 async def get_subscription(
     request: Request,
     subscription_id: str,
@@ -278,7 +278,7 @@ def _parse_decision(body: bytes, node: NodeRuntime) -> tuple[str, str | None]:
     return decision, reason
 
 
-@router.post("/api/v1/subscriptions/{subscription_id}/decision")
+@router.post(f"{ats.SUBSCRIPTIONS}/{{subscription_id}}/decision")
 async def decide_subscription(
     request: Request,
     subscription_id: str,
@@ -309,7 +309,7 @@ async def decide_subscription(
     return _json(_visible(node, caller, subscription_id).as_json())
 
 
-@router.delete("/api/v1/subscriptions/{subscription_id}")
+@router.delete(f"{ats.SUBSCRIPTIONS}/{{subscription_id}}")
 async def revoke_subscription(
     request: Request,
     subscription_id: str,
