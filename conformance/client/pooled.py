@@ -22,24 +22,24 @@ from conformance.client.deadline import Deadline, bounded, watch
 from conformance.client.exchange import Exchange, Sent, answered, describe, failed, late
 
 
-class _WatchedConnection(HTTPConnection):
+class _Watched:
+    """A connection the whole-answer deadline of its request can shut (``deadline.watch``)."""
+
     def connect(self) -> None:
         watch(self)
-        super().connect()
+        super().connect()  # type: ignore[misc]
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         watch(self)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        watch(self)
-        super().connect()
+class _WatchedConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        watch(self)
-        super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedPool(HTTPConnectionPool):
