@@ -27,7 +27,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Any
 
-from conformance import codes, schemas
+from conformance import codes, compare, schemas
 from conformance.checks import CheckContext, Finding, Inconclusive
 from conformance.checks._catalog_walk import cached_entry, fetch_entry
 from conformance.checks._expect import expect_json_object, expect_status, request_text
@@ -273,6 +273,10 @@ def query_answer(ex: Exchange, what: str) -> dict[str, Any]:
     errors = schemas.validation_errors("share-query-answer", body)
     if errors:
         raise Finding(f"{what} was answered with {errors[0]} ({request_text(ex)})")
+    # 25.0 is the integer 25 (ATS-API-09): the counters are read as the integers they stand for.
+    for member in ("page", "size", "total"):
+        if compare.is_integer(body.get(member)):
+            body[member] = compare.integer(body[member])
     return body
 
 
@@ -566,9 +570,6 @@ def _fresh_seed() -> int:
 
 
 def same_json(a: object, b: object) -> bool:
-    """The two values are equal with the same JSON type (``true`` never equals ``1``)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if _is_number(a) and _is_number(b):
-        return a == b
-    return type(a) is type(b) and a == b
+    """The two values are equal with the same JSON type (``true`` never equals ``1``), by
+    meaning (``compare.same_value``: numbers numerically, timestamps as instants)."""
+    return compare.same_value(a, b)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from conformance import schemas
+from conformance import compare, schemas
 from conformance.checks import CheckContext, CheckFunction, Inconclusive, check
 from conformance.checks._catalog_walk import CatalogWalk
 from conformance.checks._expect import answer_text, expect_status, request_text
@@ -58,7 +58,7 @@ def share_path(code: str) -> str:
 
 def route_ids(value: str | None) -> list[str]:
     """The node ids of an ``X-Route`` value: a comma-separated list, whitespace allowed."""
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
+    return compare.route_ids(value)
 
 
 def in_subtree(node_id: str, root: str) -> bool:
@@ -227,7 +227,10 @@ def _difference(before: Mapping[str, Any], after: Mapping[str, Any]) -> str | No
     """None when two catalogs are equal, else the codes added, removed and changed."""
     added = sorted(after.keys() - before.keys())
     removed = sorted(before.keys() - after.keys())
-    changed = sorted(c for c in before.keys() & after.keys() if before[c] != after[c])
+    # Entries compare on the members ATS §4 defines, updated_at as an instant (ATS-API-09).
+    changed = sorted(
+        c for c in before.keys() & after.keys() if not compare.same_entry(before[c], after[c])
+    )
     parts = [
         f"{label} {', '.join(codes[:5])}"
         for label, codes in (("added", added), ("removed", removed), ("changed", changed))
@@ -573,7 +576,7 @@ def upward_sync_pushes_full_catalog(ctx: CheckContext) -> None:
             if r is not record
             and r.received_at <= record.received_at
             and isinstance(p := r.json(), dict)
-            and isinstance(p.get("seq"), int)
+            and compare.is_integer(p.get("seq"))
         ]
         if earlier:
             chain = [max(earlier), int(push["seq"])]
@@ -1169,7 +1172,7 @@ def _matches(
         view is not None
         and view.keys() == expected.keys()
         and all(
-            view[c].get("updated_at") == expected[c].get("updated_at")
+            compare.same_value(view[c].get("updated_at"), expected[c].get("updated_at"))
             for c in changed
             if c in expected
         )

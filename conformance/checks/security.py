@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 
-from conformance import tls
+from conformance import compare, tls
 from conformance.checks import CheckContext, Finding, Inconclusive, check
 from conformance.checks._expect import answer_text, expect_status, request_text
 from conformance.checks._payloads import corpus
@@ -385,7 +385,7 @@ def _records(ex: Exchange) -> int:
     items = body.get("items")
     total = body.get("total")
     if isinstance(items, list):
-        return max(len(items), total if isinstance(total, int) else 0)
+        return max(len(items), compare.integer(total) or 0)
     return 1 if body else 0
 
 

@@ -344,13 +344,16 @@ def test_a_filter_miss_keeps_the_item_type_so_a_strict_node_passes(tmp_path: Pat
     "ids",
     [
         [1, 2, 10],
+        [1.0, 2, 10.0],
         ["e-0001", "e-0002", "e-0010"],
-        ["evt-9", "evt-10", "evt-11"],
+        ["evt-10", "evt-11", "evt-9"],
+        ["0b9e7c1a-8f2d-4c3e-9a11-2f6d", "5e0c2d4b-1a3f-4e5d-8b7c-9d0e", "c1f0e2d3-4b5a"],
         ["a1", "b", "c"],
     ],
 )
 def test_event_ids_ascending_as_numbers_or_text_are_in_order(ids: list[object]) -> None:
-    # ATS-API-08 orders audit events by event_id, which ATS lets be a string or an integer.
+    # ATS-API-08 orders audit events by event_id, which ATS lets be a string or an integer;
+    # strings by code point (Revision of 2026-12: "evt-10" before "evt-9"), numbers numerically.
     assert _out_of_order([{"event_id": i} for i in ids], ("event_id",)) is None
 
 
@@ -369,6 +372,8 @@ def test_subscriptions_ordered_by_instant_then_id_are_in_order() -> None:
     [
         ([{"event_id": 10}, {"event_id": 9}], ("event_id",)),
         ([{"event_id": "evt-10"}, {"event_id": "evt-09"}], ("event_id",)),
+        ([{"event_id": "evt-9"}, {"event_id": "evt-10"}], ("event_id",)),
+        ([{"event_id": "b"}, {"event_id": "B"}], ("event_id",)),
         (
             [
                 {"created_at": "2017-08-15T09:30:00+08:00", "subscription_id": "s-3"},
