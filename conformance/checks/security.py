@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from conformance import compare, tls
 from conformance.checks import CheckContext, Finding, Inconclusive, check
+from conformance.checks._catalog_walk import CatalogWalk
 from conformance.checks._expect import answer_text, expect_status, request_text
 from conformance.checks._payloads import corpus
 from conformance.checks.node import fetch_descriptor
@@ -397,6 +398,10 @@ class _Place:
     send: Callable[[InjectionCase], Exchange]
     text_only: bool = False
     sampled: bool = False
+    # The records a payload legitimately draws as plain text (ATS-CAT-04: `keyword` is a
+    # substring, so `%` matches an entry whose name holds a literal %), beyond the harmless
+    # value's: a node whose catalog holds them is not injectable for answering them.
+    literal: Callable[[InjectionCase], int] = lambda case: 0
 
 
 def _string_item(ctx: CheckContext, code: str) -> str:
@@ -424,11 +429,15 @@ def _places(ctx: CheckContext, wanted: Iterable[str]) -> Iterator[_Place]:
     if "query_parameter" in wanted:
         # Every case goes into the free-text keyword; the enumerated and typed parameters
         # get the first case of each kind, which keeps the request count bounded.
+        texts = functools.cache(lambda: _catalog_texts(ctx))
         for name in ("keyword", "share_type", "scope", "page", "updated_since"):
             yield _Place(
                 f"the catalog query parameter {name}",
                 functools.partial(_send_query_value, ctx, name),
                 sampled=name != "keyword",
+                literal=(lambda case: _literal_matches(texts(), case))
+                if name == "keyword"
+                else (lambda case: 0),
             )
     if "filter_value" in wanted:
         item = _string_item(ctx, filtered)
@@ -438,6 +447,19 @@ def _places(ctx: CheckContext, wanted: Iterable[str]) -> Iterator[_Place]:
             return _signed_raw(ctx, "POST", _share(filtered), body.encode("utf-8"))
 
         yield _Place(f"a filter value of {item} on {filtered}", send_filter, text_only=True)
+
+
+def _catalog_texts(ctx: CheckContext) -> list[tuple[str, str]]:
+    """The name and summary of every entry of the local catalog (what `keyword` searches)."""
+    return [
+        (str(e.get("name", "")), str(e.get("summary", ""))) for e in CatalogWalk(ctx, scope=None)
+    ]
+
+
+def _literal_matches(texts: Sequence[tuple[str, str]], case: InjectionCase) -> int:
+    """How many entries hold the payload, read as plain text, in their name or summary."""
+    value = unquote(case.value) if case.encoded else case.value
+    return sum(1 for name, summary in texts if value in name or value in summary)
 
 
 def _send_query_value(ctx: CheckContext, name: str, case: InjectionCase) -> Exchange:
@@ -472,7 +494,7 @@ def injection_payloads_harmless(ctx: CheckContext) -> None:
             kinds_sent.add(case.kind)
             ex = place.send(case)
             sent += 1
-            problem = _injection_problem(ex, case, place.name, allowed)
+            problem = _injection_problem(ex, case, place.name, allowed + place.literal(case))
             if problem:
                 problems.append(problem)
     ctx.note(f"{sent} payload requests in {len(places)} places")
