@@ -22,6 +22,7 @@ import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,6 +42,8 @@ from conformance.reference.faults import FaultSet
 from conformance.reference.listing import invalid, page_and_size, page_answer, query_params
 from conformance.reference.runtime import NodeRuntime, runtime_of
 from conformance.reference.store import APPEND_ONLY_AUDIT, MUTABLE_AUDIT, Store
+from conformance.reference.variant_wire import VariantMiddleware
+from conformance.reference.variants import VariantSet
 
 _log = logging.getLogger("conformance.reference")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9-]{8,64}")
@@ -353,7 +356,7 @@ def build_runtime(config: NodeConfig, faults: FaultSet) -> NodeRuntime:
     )
     index = catalog.CatalogIndex(store, config.node_id)
     if config.seed_catalog is not None:
-        index.seed(config.seed_catalog)
+        index.seed(config.seed_catalog, VariantSet.of(config.variants))
     return NodeRuntime(
         config=config,
         store=store,
@@ -406,4 +409,9 @@ def create_app(config: NodeConfig, faults: FaultSet | None = None) -> FastAPI:
         app.add_api_route("/api/v1/audit/events", clear_audit, methods=["DELETE"])
     app.add_api_route("/api/v1/stats", node_stats, methods=["GET"])
     app.add_middleware(AtsMiddleware, node=node)
+    if node.variants.names:
+        app.add_middleware(VariantMiddleware, node=node)
+    if node.variants.on("gzip"):
+        # Outermost: the body each variant wrote is what gets compressed when accepted.
+        app.add_middleware(GZipMiddleware, minimum_size=1)
     return app

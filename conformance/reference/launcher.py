@@ -319,20 +319,25 @@ def start_node(
     faults: Sequence[str] = (),
     *,
     timeout_s: float = _START_TIMEOUT_S,
+    variants: Sequence[str] = (),
 ) -> RunningNode:
     """A node process started from a node file, listening once this returns.
 
     The node prints `ready <node_id> <url>` when it listens; its stdout and stderr go to
     `<node file>.log` beside the node file.
     """
-    return _await_ready(_spawn(Path(config_path), faults), timeout_s)
+    return _await_ready(_spawn(Path(config_path), faults, variants), timeout_s)
 
 
-def _spawn(config_path: Path, faults: Sequence[str]) -> tuple[Path, Path, subprocess.Popen[bytes]]:
+def _spawn(
+    config_path: Path, faults: Sequence[str], variants: Sequence[str] = ()
+) -> tuple[Path, Path, subprocess.Popen[bytes]]:
     log_path = config_path.with_suffix(".log")
     command = [sys.executable, "-m", "conformance.reference", "--config", str(config_path)]
     for name in faults:
         command += ["--fault", name]
+    for name in variants:
+        command += ["--variant", name]
     with log_path.open("wb") as log:
         # A process group of its own: a terminal's Ctrl-C reaches the launcher, which stops the
         # nodes children first, not every node at once in the middle of its start.
@@ -385,6 +390,7 @@ def start_topology(
     seeds: Mapping[str, str] | None = None,
     department_id: str | None = None,
     cancel: threading.Event | None = None,
+    variants: Mapping[str, Sequence[str]] | None = None,
 ) -> Topology:
     """The reference topology, started, healthy and synced (every node's subtree catalog pushed
     up to the national node); use it as a context manager so that every process ends.
@@ -410,7 +416,13 @@ def start_topology(
             path = folder / f"{node_id}.yaml"
             path.touch(mode=0o600, exist_ok=True)
             path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), "utf-8")
-            spawned.append(_spawn(path, tuple((faults or {}).get(node_id, ()))))
+            spawned.append(
+                _spawn(
+                    path,
+                    tuple((faults or {}).get(node_id, ())),
+                    tuple((variants or {}).get(node_id, ())),
+                )
+            )
         for item in spawned:
             node = _await_ready(item, _START_TIMEOUT_S, cancel)
             topology.nodes[node.node_id] = node
@@ -548,7 +560,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.node:
         from conformance.reference.__main__ import run_node
 
-        return run_node(args.node, tuple(args.fault))
+        return run_node(args.node, tuple(args.fault), tuple(args.variant))
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ats-topology-"))
     plan = load_plan()
     stop = threading.Event()
@@ -558,6 +570,7 @@ def serve(args: argparse.Namespace) -> int:
                 workdir,
                 base_port=args.base_port,
                 faults={plan.candidate: tuple(args.fault)},
+                variants={plan.candidate: tuple(args.variant)},
                 host=args.host,
                 cancel=stop,
             )

@@ -233,6 +233,9 @@ def local_answer(
         for name in selected
     }
     records = node.catalog.records(code)
+    if node.variants.on("reverse-record-order"):
+        # ATS §5: records come in a stable order, which one is the node's choice.
+        records = records[::-1]
     if filters:
         records = tuple(r for r in records if _matches(r, filters, items, faults))
     start = (query.page - 1) * query.size
