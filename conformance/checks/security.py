@@ -46,6 +46,8 @@ UNKNOWN_CODE = "399999/999999"
 _STEADY_S = 3.0
 _MAX_STEADY = 300
 _MAX_RETRY_WAIT_S = 60
+# The most keep-alive connections a burst opens (a slow node needs more to take it in time).
+_MAX_BURST_CONNECTIONS = 64
 _RETRY_AFTER = re.compile(r"[0-9]+")
 _MAX_AGE = re.compile(r"(?:^|;)\s*max-age\s*=\s*\"?([0-9]+)\"?\s*(?:;|$)", re.IGNORECASE)
 _SHOWN = 3
@@ -178,10 +180,15 @@ def security_headers_present(ctx: CheckContext) -> None:
     minimum = int(ctx.params.get("hsts_min_max_age", 31536000))
     https = ctx.target.node.is_https
     problems: list[str] = []
-    if not https and ctx.lab:
-        ctx.note(LAB_SKIP)
-    elif not https:
-        problems.append(f"no answer can carry Strict-Transport-Security: {_not_https(ctx)}")
+    if not https:
+        # "Over HTTPS responses carry HSTS": the part does not apply to a plain-HTTP target,
+        # whose transport is ATS-SEC-01's finding (issue 15, item 4).
+        ctx.note(
+            LAB_SKIP
+            if ctx.lab
+            else "the HSTS part concerns HTTPS answers: not applicable to this plain-HTTP "
+            "target (ATS-SEC-01 judges its transport)"
+        )
     exchanges = _header_probes(ctx)
     for ex in exchanges:
         if ex.status is None:
@@ -232,7 +239,8 @@ def _retry_after_problem(ex: Exchange) -> str | None:
             f"{request_text(ex)} was answered 429 with Retry-After {value!r}; "
             f"expected an integer ≥ 1"
         )
-    if ex.error_code != "RATE_LIMITED":
+    # A body without `code` is ATS-API-03's finding (issue 15, item 5); another code is this one's.
+    if ex.error_code not in (None, "RATE_LIMITED"):
         return f"{request_text(ex)} was answered {answer_text(ex)}; expected 429 RATE_LIMITED"
     return None
 
@@ -245,18 +253,26 @@ def rate_limit_enforced(ctx: CheckContext) -> None:
     window = float(ctx.params.get("window_s", 1))
     cap = int(ctx.params.get("max_burst", 2000))
     if burst > cap:
-        ctx.error(
+        # A choice of the node (ATS-NODE-02), not a defect: the run lacks the means, not the node.
+        ctx.not_assessed(
             f"rate_limit_per_app is {limit:g}: the burst of {burst} requests ATS-SEC-03 needs "
-            f"exceeds what the tester can burst ({cap} within {window:g} s); assess the limit "
-            f"with a load generator that sends {burst} requests of one app within {window:g} s"
+            f"exceeds what the tester bursts ({cap} within {window:g} s, params.max_burst); "
+            f"assess it with a load generator that sends {burst} signed requests of one consumer "
+            f"app within {window:g} s and counts the 429 RATE_LIMITED answers"
         )
     app = _burst_app(ctx)
-    started = time.monotonic()
-    # Pipelined over a few keep-alive connections, so that the tester's CPU never limits the
-    # burst (HTTP/1.1 servers take pipelined requests and answer them in order).
-    answers = ctx.client.burst(
-        app, NODE, burst, connections=int(ctx.params.get("burst_connections", 4))
+    # Pipelined over keep-alive connections, so that the tester's CPU never limits the burst
+    # (HTTP/1.1 servers answer pipelined requests in order): enough connections that a node
+    # answering one request per connection in `latency` still takes the burst within the window.
+    probe_started = time.monotonic()
+    ctx.client.get(NODE, app=app, pace=False)
+    latency = time.monotonic() - probe_started
+    connections = min(
+        _MAX_BURST_CONNECTIONS,
+        max(int(ctx.params.get("burst_connections", 4)), math.ceil(2 * burst * latency / window)),
     )
+    started = time.monotonic()
+    answers = ctx.client.burst(app, NODE, burst, connections=connections)
     if len(answers) < burst // 2:
         ctx.error(
             f"only {len(answers)} of a burst of {burst} pipelined requests were answered: the "
@@ -264,24 +280,29 @@ def rate_limit_enforced(ctx: CheckContext) -> None:
         )
     limited = [a for a in answers if a.exchange.status == 429]
     span = max(a.sent_at for a in answers) - min(a.sent_at for a in answers)
+    densest = _densest(sorted(a.answered_at for a in answers), window)
     ctx.note(
-        f"burst: {burst} requests by {app} sent in {span:.2f} s, {len(answers)} answered "
-        f"({time.monotonic() - started:.2f} s until the last answer), {len(limited)} answered 429"
+        f"burst: {burst} requests by {app} over {connections} connections sent in {span:.2f} s, "
+        f"{len(answers)} answered ({time.monotonic() - started:.2f} s until the last answer, at "
+        f"most {densest} within {window:g} s), {len(limited)} answered 429"
     )
     # The evidence keeps the first answers and the first 429s, not every answer of the burst.
     for answer in [*answers[:2], *limited[:2]]:
         ctx.client.evidence.add(answer.exchange)
     if not limited:
-        if span > window:
-            ctx.error(
-                f"the tester sent {burst} requests in {span:.2f} s ({burst / span:.0f} per "
-                f"second), not within {window:g} s, and none was answered 429: the burst of "
-                f"2 × rate_limit_per_app {limit:g} could not be made; run the tester on a host "
-                f"that sends {burst} requests within {window:g} s"
+        # The window counts authenticated requests: judged by when the node answered them, not
+        # by when they were sent (a node may take a pipelined burst over more than a second).
+        if densest < burst:
+            ctx.not_assessed(
+                f"the node answered the {burst} requests over more than {window:g} s (at most "
+                f"{densest} within any {window:g} s) and none 429: the burst of 2 × "
+                f"rate_limit_per_app {limit:g} within {window:g} s did not reach it; assess it "
+                f"with a load generator that has {burst} requests of one consumer app answered "
+                f"within {window:g} s"
             )
         ctx.fail(
-            f"a burst of {burst} requests (2 × rate_limit_per_app {limit:g}) sent within "
-            f"{span:.2f} s drew no 429; expected at least one 429 RATE_LIMITED"
+            f"the node answered {densest} requests of a burst (2 × rate_limit_per_app "
+            f"{limit:g}) within {window:g} s and none 429; expected at least one 429 RATE_LIMITED"
         )
     problems = [p for p in (_retry_after_problem(a.exchange) for a in limited) if p]
     if problems:
@@ -300,6 +321,16 @@ def rate_limit_enforced(ctx: CheckContext) -> None:
         )
     expect_status(again, 200, what=f"a request {wait} s after Retry-After {wait}")
     _steady(ctx, app, limit * float(ctx.params.get("steady_factor", 0.5)))
+
+
+def _densest(moments: Sequence[float], window: float) -> int:
+    """The most of the sorted ``moments`` that fall within any span of ``window`` seconds."""
+    best, first = 0, 0
+    for last, moment in enumerate(moments):
+        while moment - moments[first] > window:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
 
 
 def _steady(ctx: CheckContext, app: str, rate: float) -> None:
@@ -597,9 +628,22 @@ def _data_problem(ex: Exchange) -> str | None:
         body = json.loads(ex.body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None
-    if isinstance(body, dict) and ({"items", "node_id", "resource_code"} & body.keys()):
+    if _holds_data(body):
         return f"{where} was answered {answer_text(ex)} with data in its body; expected none"
     return None
+
+
+def _holds_data(body: Any) -> bool:
+    """An error answer's body holds data: listed items, a catalog entry or a descriptor. An
+    ATS error body with extra members (ATS-API-03: "at least" its three) holds none."""
+    if not isinstance(body, dict):
+        return False
+    items = body.get("items")
+    if isinstance(items, list) and items:
+        return True
+    if isinstance(body.get("code"), str) and isinstance(body.get("message"), str):
+        return False
+    return {"resource_code", "summary"} <= body.keys() or {"node_id", "level"} <= body.keys()
 
 
 @check("ATS-SEC-06")
@@ -607,9 +651,14 @@ def no_data_over_plain_http(ctx: CheckContext) -> None:
     """The node's plain-HTTP address refuses, redirects or errs without data."""
     node = ctx.target.node
     if not node.is_https:
-        # Whatever the plain-HTTP address answers, a node reached over plain HTTP serves its
-        # data over plain HTTP: even a port that never answers is no pass.
-        _https_only(ctx, "the node's data is served over plain HTTP: ")
+        # The clause concerns "a node certified over HTTPS": a plain-HTTP target cannot be
+        # certified at all, which is ATS-SEC-01's finding, not this clause's (issue 15, item 4).
+        ctx.skip(
+            LAB_SKIP
+            if ctx.lab
+            else "the clause concerns a node certified over HTTPS; this target is plain HTTP "
+            "(ATS-SEC-01 fails it)"
+        )
     plain = tls.plain_http_url(node)
     ctx.note(f"plain-HTTP address probed: {plain}")
     probes: Sequence[tuple[str, Mapping[str, Any]]] = (
