@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -258,6 +259,23 @@ class BurstAnswer:
     exchange: Exchange
     sent_at: float
     answered_at: float
+
+
+def _decoded(content: bytes, coding: str | None, limit: int) -> tuple[bytes, bool]:
+    """The body with its gzip or deflate content coding removed, at most ``limit`` bytes (and
+    whether it was cut there); a body that does not decode is kept as it came."""
+    name = (coding or "").strip().lower()
+    if name not in ("gzip", "x-gzip", "deflate") or not content:
+        return content, False
+    # wbits 47 reads gzip and zlib headers alike; a raw deflate stream needs -15.
+    for wbits in (47, -15):
+        decoder = zlib.decompressobj(wbits)
+        try:
+            plain = decoder.decompress(content, limit + 1)
+        except zlib.error:
+            continue
+        return plain[:limit], len(plain) > limit
+    return content, False
 
 
 class _SharedReader:
@@ -744,6 +762,8 @@ class NodeClient:
     ) -> Exchange:
         method, wire_target, request_headers, body, started = sent
         status, headers, reason = answer
+        if not truncated:
+            content, truncated = _decoded(content, headers.get("Content-Encoding"), self.max_body)
         return Exchange(
             method=method,
             target=wire_target,

@@ -291,10 +291,18 @@ def items_of(entry: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 class RecordSet:
     """The records of a query walked over its pages, with its ``total`` and ``masked``."""
 
-    def __init__(self, records: list[dict[str, Any]], total: int, masked: list[str]) -> None:
+    def __init__(
+        self,
+        records: list[dict[str, Any]],
+        total: int,
+        masked: list[str],
+        complete: bool = True,
+    ) -> None:
         self.records = records
         self.total = total
         self.masked = masked
+        # False: ``records`` are the first pages only, a sample of the ``total`` (``sample``).
+        self.complete = complete
 
 
 def fetch_records(
@@ -305,8 +313,13 @@ def fetch_records(
     app: str = "consumer",
     what: str,
     max_records: int,
+    sample: bool = False,
 ) -> RecordSet:
-    """Every record of a query (at most ``max_records``, else inconclusive), page by page."""
+    """Every record of a query (at most ``max_records``, else inconclusive), page by page.
+
+    With ``sample`` a larger answer is no dead end: its first ``max_records`` records are read
+    (a bounded sample, ``complete`` false) and the caller judges what a sample can show.
+    """
     records: list[dict[str, Any]] = []
     total: int | None = None
     masked: list[str] = []
@@ -316,7 +329,7 @@ def fetch_records(
         answer = query_answer(ex, f"{what} (page {page})")
         if total is None:
             total, masked = answer["total"], list(answer["masked"])
-            if total > max_records:
+            if total > max_records and not sample:
                 raise Inconclusive(
                     f"{what} holds {total} records, more than the {max_records} the check reads"
                 )
@@ -327,6 +340,8 @@ def fetch_records(
             )
         items = answer["items"]
         records.extend(items)
+        if sample and total > max_records and len(records) >= max_records:
+            return RecordSet(records, total, masked, complete=False)
         if not items or len(records) >= total:
             break
         page += 1
