@@ -67,7 +67,10 @@ _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})",
     re.ASCII,
 )
-_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", re.ASCII)
+# ATS-SHR-01 says "base64 string" and no more: the standard or the URL-safe alphabet of RFC 4648,
+# padded or not, in MIME lines or one line, are each a base64 string (issue 15, item 4).
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]*|[A-Za-z0-9_-]*)={0,2}", re.ASCII)
+_LINE_BREAKS = re.compile(r"\r?\n")
 # Real values of sensitive items the run has seen (real → masked), at most this many: the first
 # page of an unmasked grant holds 100 records of a few sensitive items each.
 MAX_REAL_VALUES = 5000
@@ -371,10 +374,15 @@ def _is_timestamp(value: str) -> bool:
 
 
 def _is_base64(value: str) -> bool:
-    if not _BASE64.fullmatch(value):
+    text = _LINE_BREAKS.sub("", value)
+    if not _BASE64.fullmatch(text):
         return False
+    data = text.rstrip("=")
+    if len(data) % 4 == 1 or (text != data and len(text) % 4):
+        return False  # no whole byte in the last group, or padding to no multiple of 4
+    standard = data.replace("-", "+").replace("_", "/")
     try:
-        base64.b64decode(value, validate=True)
+        base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except binascii.Error:
         return False
     return True

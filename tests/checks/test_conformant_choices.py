@@ -35,6 +35,7 @@ from conformance.checks._payloads import (
     corpus,
     invalid_list_queries,
 )
+from conformance.checks._records import value_problem
 from conformance.checks.api import _content_type_problem, _judge_walk, _out_of_order
 from conformance.checks.auth import _unserved_here
 from conformance.checks.catalog import _differences
@@ -440,3 +441,25 @@ def test_a_catalog_walk_stops_at_its_page_bound(
         client.close()
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("value", "fits"),
+    [
+        ("aGVsbG8=", True),
+        ("aGVsbG8", True),
+        ("aGVs\r\nbG8=", True),
+        ("a-_b", True),
+        ("a+/b", True),
+        ("", True),
+        ("a+_b", False),
+        ("abcde", False),
+        ("aGVsbG8==", False),
+        ("ab!c", False),
+    ],
+)
+def test_a_base64_value_is_judged_by_what_the_text_says(value: str, fits: bool) -> None:
+    # ATS-SHR-01 says "base64 string" only: either RFC 4648 alphabet, padded or not, one line or
+    # MIME lines; a value that decodes to no whole bytes is none.
+    problem = value_problem(value, {"name": "photo", "data_type": "B"})
+    assert (problem is None) is fits, problem
