@@ -48,6 +48,10 @@ _MAX_STEADY = 300
 _MAX_RETRY_WAIT_S = 60
 # The most keep-alive connections a burst opens (a slow node needs more to take it in time).
 _MAX_BURST_CONNECTIONS = 64
+# Tolerance on the tester's time of an answer (read in turn after the node sent it).
+_ANSWER_TIMING_S = 0.1
+# Answers within a window beyond this multiple of the limit, none 429: no limiting at all.
+_OVER_LIMIT = 1.5
 # The largest burst sent one request per connection, to a node that closes each after one answer.
 _MAX_BURST_CONNECTIONS_CLOSING = 1000
 _RETRY_AFTER = re.compile(r"[0-9]+")
@@ -266,9 +270,12 @@ def rate_limit_enforced(ctx: CheckContext) -> None:
     # Pipelined over keep-alive connections, so that the tester's CPU never limits the burst
     # (HTTP/1.1 servers answer pipelined requests in order): enough connections that a node
     # answering one request per connection in `latency` still takes the burst within the window.
-    probe_started = time.monotonic()
-    ctx.client.get(NODE, app=app, pace=False)
-    latency = time.monotonic() - probe_started
+    # The latency of a request on a kept-alive connection: the second of two (no handshake).
+    latency = math.inf
+    for _ in range(2):
+        probe_started = time.monotonic()
+        ctx.client.get(NODE, app=app, pace=False)
+        latency = min(latency, time.monotonic() - probe_started)
     connections = min(
         _MAX_BURST_CONNECTIONS,
         max(int(ctx.params.get("burst_connections", 4)), math.ceil(2 * burst * latency / window)),
@@ -292,7 +299,8 @@ def rate_limit_enforced(ctx: CheckContext) -> None:
         )
     limited = [a for a in answers if a.exchange.status == 429]
     span = max(a.sent_at for a in answers) - min(a.sent_at for a in answers)
-    densest = _densest(sorted(a.answered_at for a in answers), window)
+    # The tester reads answers in order on each connection: their times carry its own delay.
+    densest = _densest(sorted(a.answered_at for a in answers), window + _ANSWER_TIMING_S)
     ctx.note(
         f"burst: {burst} requests by {app} over {connections} connections sent in {span:.2f} s, "
         f"{len(answers)} answered ({time.monotonic() - started:.2f} s until the last answer, at "
@@ -304,7 +312,9 @@ def rate_limit_enforced(ctx: CheckContext) -> None:
     if not limited:
         # The window counts authenticated requests: judged by when the node answered them, not
         # by when they were sent (a node may take a pipelined burst over more than a second).
-        if densest < burst:
+        # A node answering far more than its limit within a window without one 429 does not
+        # limit over a sliding window; one answering fewer than the burst was not reached by it.
+        if densest <= _OVER_LIMIT * limit and densest < burst:
             ctx.not_assessed(
                 f"the node answered the {burst} requests over more than {window:g} s (at most "
                 f"{densest} within any {window:g} s) and none 429: the burst of 2 × "
@@ -313,8 +323,9 @@ def rate_limit_enforced(ctx: CheckContext) -> None:
                 f"within {window:g} s"
             )
         ctx.fail(
-            f"the node answered {densest} requests of a burst (2 × rate_limit_per_app "
-            f"{limit:g}) within {window:g} s and none 429; expected at least one 429 RATE_LIMITED"
+            f"the node answered {densest} requests of one app within {window:g} s "
+            f"(rate_limit_per_app {limit:g}, a burst of {burst}) and none 429; expected at least "
+            f"one 429 RATE_LIMITED"
         )
     problems = [p for p in (_retry_after_problem(a.exchange) for a in limited) if p]
     if problems:

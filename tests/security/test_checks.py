@@ -15,7 +15,7 @@ import pytest
 from ratestub import bad_limiter
 from secenv import SEC_AUD, Env, Pki, free_ports, start_env
 
-from conformance.checks.security import LAB_SKIP, _holds_data
+from conformance.checks.security import LAB_SKIP, _densest, _holds_data
 from conformance.client import NodeClient
 from conformance.profile import get_clause
 from conformance.reference.faults import FAULTS
@@ -234,11 +234,31 @@ def test_a_rate_limit_of_500_is_assessed_both_ways(limited_env: Env, expected: s
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("limited_env", [(1001, ())], ids=["1001"], indirect=True)
-def test_rate_limit_above_the_burst_cap_is_error(limited_env: Env) -> None:
+def test_rate_limit_above_the_burst_cap_is_not_assessed(limited_env: Env) -> None:
+    # A limit the tester cannot burst is no defect of the node: not assessed, with what would
+    # assess it (issue 15), never ERROR.
     verdict, reason, evidence = limited_env.assess("ATS-SEC-03")
-    assert verdict == "ERROR"
-    assert "exceeds what the tester can burst (2000 within 1 s)" in reason
+    assert verdict == "NOT_ASSESSED"
+    assert "exceeds what the tester bursts (2000 within 1 s" in reason
+    assert "assess it with a load generator that sends 2002 signed requests" in reason
     assert len(evidence) == 1  # the node descriptor only: no burst was sent
+
+
+@pytest.mark.parametrize(
+    ("moments", "window", "densest"),
+    [
+        ([0.0, 0.1, 0.2, 1.5, 1.6], 1.0, 3),
+        ([0.0, 0.5, 1.0, 1.4, 1.9, 2.0], 1.0, 4),
+        ([0.0, 2.0, 4.0], 1.0, 1),
+        ([], 1.0, 0),
+    ],
+)
+def test_a_burst_is_judged_by_when_the_node_answered(
+    moments: list[float], window: float, densest: int
+) -> None:
+    # ATS-SEC-03 counts authenticated requests in a sliding window: the most answers within
+    # any window, not the moment the pipelined requests left the tester.
+    assert _densest(moments, window) == densest
 
 
 def test_append_only_clause_runs_last() -> None:
