@@ -227,7 +227,9 @@ def local_answer(
     _check_filter_types(filters, items, faults)
     if faults.on("ignore-filter"):
         filters = {}
-    unmasked = subscription is not None and subscription.unmasked
+    unmasked = (
+        subscription is not None and subscription.unmasked and not faults.on("mask-unmasked-grant")
+    )
     masking = {
         name: not unmasked and _sensitive(items[name], faults) and not faults.on("skip-masking")
         for name in selected
