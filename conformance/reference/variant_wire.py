@@ -130,8 +130,9 @@ class VariantMiddleware:
     def __init__(self, app: ASGIApp, node: NodeRuntime) -> None:
         self.app = app
         self.node = node
+        self._own = node.config.node_id.encode("ascii")
 
-    def _body(self, path: str, status: int, raw: bytes) -> bytes:
+    def _body(self, path: str, status: int, raw: bytes, relayed: bool) -> bytes:
         variants = self.node.variants
         try:
             body = json.loads(raw)
@@ -143,7 +144,9 @@ class VariantMiddleware:
             shown = _timestamps(shown)
         if variants.on("float-integers"):
             shown = _floats(shown)
-        if variants.on("extra-members"):
+        if variants.on("extra-members") and not relayed:
+            # ATS §8: a relayed answer keeps a JSON-equal body; only the node's own answers
+            # carry its extra members.
             shown = _extra_members(path, status, shown)
         if variants.on("wire-format"):
             return json.dumps(_reversed_members(shown), ensure_ascii=True, indent=2).encode()
@@ -205,7 +208,9 @@ class VariantMiddleware:
         is_json = any(
             k.lower() == b"content-type" and v.startswith(b"application/json") for k, v in headers
         )
-        body = self._body(path, int(start["status"]), raw) if is_json and raw else raw
+        route = next((v for k, v in headers if k.lower() == b"x-route"), b"")
+        relayed = bool(route) and route.split(b",")[-1].strip() != self._own
+        body = self._body(path, int(start["status"]), raw, relayed) if is_json and raw else raw
         headers = self._headers(headers)
         chunked = self.node.variants.on("wire-format")
         if not chunked:

@@ -40,10 +40,11 @@ VARIANTS: dict[str, Variant] = {
     ),
     "extra-members": Variant(
         "the descriptor, catalog entries and their item definitions, query answers, "
-        "subscriptions, stats, audit events and error bodies carry an extra member",
+        "subscriptions, stats, audit events and error bodies the node gives itself carry an "
+        "extra member (relayed answers stay JSON-equal)",
         "§4: Every field below is required (extra members are allowed); ATS-API-03: a body with "
         "at least `{code, message, request_id}`.",
-        ("API", "NODE", "CAT", "SHR", "SUB", "PRIV", "AUD", "STAT", "SEC"),
+        ("API", "NODE", "CAT", "SHR", "SUB", "PRIV", "CAS", "AUD", "STAT", "SEC"),
     ),
     "conditional-population": Variant(
         "the resource the target file names `population` is CONDITIONAL",
