@@ -393,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="fault to switch on (repeatable)",
     )
+    serve.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="conformant variant to switch on (repeatable; see docs/reference-node.md)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     serve.add_argument("--base-port", type=int, default=8300, help="first port of the topology")
     serve.add_argument(

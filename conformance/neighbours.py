@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from conformance import ats, signing
+from conformance import ats, compare, signing
 from conformance.masking import mask_headers
 from conformance.target import Neighbours, NeighbourSpec
 
@@ -317,7 +317,7 @@ class EmulatedNeighbour:
     def send_back(self, request: _Handler, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """The candidate's answer to ``request`` sent back to it (ATS-CAS-07 loop)."""
         behaviour = self.current()
-        route = [p.strip() for p in (request.headers.get("X-Route") or "").split(",") if p.strip()]
+        route = compare.route_ids(request.headers.get("X-Route"))
         hops = request.headers.get("X-Hop-Limit", "8")
         target = request.path
         creds = self.spec.at_candidate

@@ -406,7 +406,9 @@ class Spawned:
     process: subprocess.Popen[bytes]
 
 
-def spawn_node(config_path: str | Path, faults: Sequence[str] = ()) -> Spawned:
+def spawn_node(
+    config_path: str | Path, faults: Sequence[str] = (), variants: Sequence[str] = ()
+) -> Spawned:
     """A node process started from a node file; its stdout and stderr go to
     ``<node file>.log`` beside it, and it runs in a session of its own, so that a terminal's
     Ctrl-C reaches the starter, which stops the nodes in order."""
@@ -415,6 +417,8 @@ def spawn_node(config_path: str | Path, faults: Sequence[str] = ()) -> Spawned:
     command = [sys.executable, "-m", "conformance.reference", "--config", str(config)]
     for name in faults:
         command += ["--fault", name]
+    for name in variants:
+        command += ["--variant", name]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
@@ -464,9 +468,11 @@ def start_node(
     faults: Sequence[str] = (),
     *,
     timeout_s: float = START_TIMEOUT_S,
+    variants: Sequence[str] = (),
 ) -> RunningNode:
-    """A node process started from a node file, listening once this returns."""
-    return await_ready(spawn_node(config_path, faults), timeout_s)
+    """A node process started from a node file (with these faults and variants switched on),
+    listening once this returns."""
+    return await_ready(spawn_node(config_path, faults, variants), timeout_s)
 
 
 def stop_processes(processes: Sequence[subprocess.Popen[bytes]]) -> None:

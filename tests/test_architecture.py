@@ -60,6 +60,7 @@ PLACES: dict[str, str] = {
     "conformance.tls": "ground",
     "conformance.ats": "ground",
     "conformance.masking": "ground",
+    "conformance.compare": "ground",
     "conformance.envvars": "ground",
     "conformance.outcomes": "ground",
     "conformance.options": "ground",

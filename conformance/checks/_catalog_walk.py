@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, NoReturn
 from urllib.parse import quote
 
-from conformance import codes, schemas
+from conformance import codes, compare, schemas
 from conformance.ats import CATALOG, HEALTH
 from conformance.checks import CheckContext, Finding, Inconclusive
 from conformance.checks._expect import expect_json_object, expect_status, request_text
@@ -62,13 +62,8 @@ def parse_offset(text: str) -> tzinfo:
 
 def china_date(timestamp: str, zone: tzinfo = _CHINA) -> date | None:
     """The date of an RFC 3339 timestamp in ``zone`` (ATS §4 counts dates in +08:00)."""
-    try:
-        moment = datetime.fromisoformat(timestamp.upper().replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.astimezone(zone).date()
+    moment = compare.instant(timestamp)
+    return None if moment is None else moment.astimezone(zone).date()
 
 
 def node_date(ctx: CheckContext, zone: tzinfo = _CHINA) -> date:
@@ -177,9 +172,10 @@ class CatalogWalk:
             self._evidence.add(ex)
             raise
         items, total = body.get("items"), body.get("total")
-        if not isinstance(items, list) or not isinstance(total, int) or isinstance(total, bool):
+        number = compare.integer(total)  # 25.0 is the integer 25 (ATS-API-09)
+        if not isinstance(items, list) or number is None:
             self._fail(ex, f"{what} lacks `items` (a list) or `total` (an integer)")
-        return ex, items, total
+        return ex, items, number
 
     def _fail(self, ex: Exchange, reason: str) -> NoReturn:
         if not any(e.get("target") == ex.target for e in self._evidence.entries[-3:]):

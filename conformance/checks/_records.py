@@ -27,7 +27,7 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Any
 
-from conformance import codes, schemas
+from conformance import codes, compare, schemas
 from conformance.ats import SUBSCRIPTIONS, share_query_path
 from conformance.checks import CheckContext, Finding, Inconclusive
 from conformance.checks._catalog_walk import cached_entry, fetch_entry
@@ -66,7 +66,10 @@ _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})",
     re.ASCII,
 )
-_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", re.ASCII)
+# ATS-SHR-01 says "base64 string" and no more: the standard or the URL-safe alphabet of RFC 4648,
+# padded or not, in MIME lines or one line, are each a base64 string (issue 15, item 4).
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]*|[A-Za-z0-9_-]*)={0,2}", re.ASCII)
+_LINE_BREAKS = re.compile(r"\r?\n")
 # Real values of sensitive items the run has seen (real → masked), at most this many: the first
 # page of an unmasked grant holds 100 records of a few sensitive items each.
 MAX_REAL_VALUES = 5000
@@ -267,6 +270,10 @@ def query_answer(ex: Exchange, what: str) -> dict[str, Any]:
     errors = schemas.validation_errors("share-query-answer", body)
     if errors:
         raise Finding(f"{what} was answered with {errors[0]} ({request_text(ex)})")
+    # 25.0 is the integer 25 (ATS-API-09): the counters are read as the integers they stand for.
+    for member in ("page", "size", "total"):
+        if compare.is_integer(body.get(member)):
+            body[member] = compare.integer(body[member])
     return body
 
 
@@ -281,10 +288,18 @@ def items_of(entry: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 class RecordSet:
     """The records of a query walked over its pages, with its ``total`` and ``masked``."""
 
-    def __init__(self, records: list[dict[str, Any]], total: int, masked: list[str]) -> None:
+    def __init__(
+        self,
+        records: list[dict[str, Any]],
+        total: int,
+        masked: list[str],
+        complete: bool = True,
+    ) -> None:
         self.records = records
         self.total = total
         self.masked = masked
+        # False: ``records`` are the first pages only, a sample of the ``total`` (``sample``).
+        self.complete = complete
 
 
 def fetch_records(
@@ -295,8 +310,13 @@ def fetch_records(
     app: str = "consumer",
     what: str,
     max_records: int,
+    sample: bool = False,
 ) -> RecordSet:
-    """Every record of a query (at most ``max_records``, else inconclusive), page by page."""
+    """Every record of a query (at most ``max_records``, else inconclusive), page by page.
+
+    With ``sample`` a larger answer is no dead end: its first ``max_records`` records are read
+    (a bounded sample, ``complete`` false) and the caller judges what a sample can show.
+    """
     records: list[dict[str, Any]] = []
     total: int | None = None
     masked: list[str] = []
@@ -306,7 +326,7 @@ def fetch_records(
         answer = query_answer(ex, f"{what} (page {page})")
         if total is None:
             total, masked = answer["total"], list(answer["masked"])
-            if total > max_records:
+            if total > max_records and not sample:
                 raise Inconclusive(
                     f"{what} holds {total} records, more than the {max_records} the check reads"
                 )
@@ -317,6 +337,8 @@ def fetch_records(
             )
         items = answer["items"]
         records.extend(items)
+        if sample and total > max_records and len(records) >= max_records:
+            return RecordSet(records, total, masked, complete=False)
         if not items or len(records) >= total:
             break
         page += 1
@@ -346,10 +368,15 @@ def _is_timestamp(value: str) -> bool:
 
 
 def _is_base64(value: str) -> bool:
-    if not _BASE64.fullmatch(value):
+    text = _LINE_BREAKS.sub("", value)
+    if not _BASE64.fullmatch(text):
         return False
+    data = text.rstrip("=")
+    if len(data) % 4 == 1 or (text != data and len(text) % 4):
+        return False  # no whole byte in the last group, or padding to no multiple of 4
+    standard = data.replace("-", "+").replace("_", "/")
     try:
-        base64.b64decode(value, validate=True)
+        base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except binascii.Error:
         return False
     return True
@@ -560,9 +587,6 @@ def _fresh_seed() -> int:
 
 
 def same_json(a: object, b: object) -> bool:
-    """The two values are equal with the same JSON type (``true`` never equals ``1``)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if _is_number(a) and _is_number(b):
-        return a == b
-    return type(a) is type(b) and a == b
+    """The two values are equal with the same JSON type (``true`` never equals ``1``), by
+    meaning (``compare.same_value``: numbers numerically, timestamps as instants)."""
+    return compare.same_value(a, b)

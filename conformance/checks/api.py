@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from conformance import compare
 from conformance.ats import AUDIT_EVENTS as AUDIT
 from conformance.ats import CATALOG, HEALTH, NODE, SUBSCRIPTIONS, UNKNOWN_PATH, share_query_path
 from conformance.checks import CheckContext, Finding, check
@@ -558,13 +559,14 @@ def _page(ctx: CheckContext, page: int | None, size: int | None) -> tuple[Exchan
     expect_status(ex, 200, what=f"the catalog page {params or 'with defaults'}")
     body = expect_json_object(ex, what="a catalog page")
     items, total = body.get("items"), body.get("total")
-    if not isinstance(items, list) or not isinstance(total, int) or isinstance(total, bool):
+    if not isinstance(items, list) or not compare.is_integer(total):
         raise Finding(
             f"a catalog page lacks `items` (list) or `total` (integer); got members "
             f"{sorted(body)} ({request_text(ex)})"
         )
+    body["total"] = compare.integer(total)  # 25.0 is the integer 25 (ATS-API-09)
     for member, expected in (("page", page), ("size", size)):
-        if expected is not None and body.get(member) != expected:
+        if expected is not None and compare.integer(body.get(member)) != expected:
             raise Finding(
                 f"a catalog page answered `{member}` {body.get(member)!r}; expected {expected} "
                 f"as requested ({request_text(ex)})"
@@ -588,7 +590,10 @@ def pagination_complete_and_ordered(ctx: CheckContext) -> None:
     if order != ["resource_code"]:
         ctx.skip(f"the profile orders the catalog by {order}; only resource_code is walked")
     _, first = _page(ctx, None, None)
-    if first.get("page") != default_page or first.get("size") != default_size:
+    if (compare.integer(first.get("page")), compare.integer(first.get("size"))) != (
+        default_page,
+        default_size,
+    ):
         raise Finding(
             f"a catalog page without page and size answered page {first.get('page')!r}, size "
             f"{first.get('size')!r}; expected the defaults {default_page} and {default_size}"
@@ -692,26 +697,16 @@ def _judge_small_pages_of(ctx: CheckContext, path: str, member: str, size: int) 
 
 
 def _order_key(value: Any) -> tuple[Any, ...] | None:
-    """A sort key of one ordering member: a timestamp as its instant, an integer as a number,
-    a string as itself; None when the value has none of these forms."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return (0, value)
+    """A sort key of one ordering member: a timestamp as its instant, a number numerically
+    (``25.0`` is 25), any other string by code point (ATS-API-08, ATS-API-09); None when the
+    value has none of these forms."""
+    number = compare.integer(value)
+    if number is not None:
+        return (0, number)
     if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-        except ValueError:
-            return (1, value)
-        return (2, moment) if moment.tzinfo is not None else (1, value)
+        moment = compare.instant(value)
+        return (1, value) if moment is None else (2, moment)
     return None
-
-
-def _natural_key(value: Any) -> tuple[Any, ...] | None:
-    # ATS-API-08 does not say how string ids compare: "evt-9" before "evt-10" is ascending too.
-    if not isinstance(value, str):
-        return _order_key(value)
-    return (1, tuple(int(p) if p.isdigit() else p for p in re.split(r"([0-9]+)", value)))
 
 
 def _out_of_order(
@@ -719,21 +714,18 @@ def _out_of_order(
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The first pair of items not in ascending order of ``members``, else None.
 
-    Integers compare as numbers, timestamps as instants, strings as text or, as ATS leaves
-    open, with their digit runs as numbers; values of mixed or other types are not judged.
+    Integers compare as numbers, timestamps as instants, other strings by Unicode code point
+    (Revision of 2026-12: ``evt-10`` comes before ``evt-9``); values of mixed or other types are
+    not judged.
     """
-    for keyed in (_order_key, _natural_key):
-        keys = [tuple(keyed(item.get(m)) for m in members) for item in items]
-        if any(k is None for key in keys for k in key):
-            return None  # a malformed member is the finding of the clause that owns its shape
-        try:
-            if all(a <= b for a, b in itertools.pairwise(keys)):
-                return None
-        except TypeError:
-            return None
     keys = [tuple(_order_key(item.get(m)) for m in members) for item in items]
-    index = next(i for i in range(len(keys) - 1) if keys[i] > keys[i + 1])
-    return items[index], items[index + 1]
+    if any(k is None for key in keys for k in key):
+        return None  # a malformed member is the finding of the clause that owns its shape
+    try:
+        index = next((i for i in range(len(keys) - 1) if keys[i] > keys[i + 1]), None)
+    except TypeError:
+        return None
+    return None if index is None else (items[index], items[index + 1])
 
 
 def _judge_list_order(ctx: CheckContext, path: str, members: tuple[str, ...], size: int) -> None:
@@ -756,12 +748,12 @@ def _judge_walk(seen: list[str], total: int) -> None:
     repeated = sorted({code for code in seen if seen.count(code) > 1})
     if repeated:
         raise Finding(f"walking all pages yielded {repeated[0]} more than once; expected each once")
-    for before, after in itertools.pairwise(seen):
-        if before >= after:
-            raise Finding(
-                f"catalog entries come as {before} before {after}; expected ascending "
-                f"resource_code order"
-            )
+    index = compare.out_of_order(seen)
+    if index is not None:
+        raise Finding(
+            f"catalog entries come as {seen[index - 1]} before {seen[index]}; expected "
+            f"ascending resource_code order (by Unicode code point)"
+        )
 
 
 # ATS-API-09 ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from conformance import codes
+from conformance import codes, compare
 from conformance.ats import CATALOG
 from conformance.checks import CheckContext, Finding, check
 from conformance.checks._catalog_walk import (
@@ -150,14 +150,8 @@ def _differences(got: Mapping[str, Any], listed: Mapping[str, Any], table: list[
     ATS §4 allows extra members, so only the table's fields are compared; ``updated_at`` is an
     instant (ATS-API-09), so the same moment written with another offset or fraction is equal.
     """
-    differing = []
-    for name in table:
-        a, b = got.get(name), listed.get(name)
-        if name == "updated_at" and _instant(a) is not None and _instant(a) == _instant(b):
-            continue
-        if a != b or (name in got) != (name in listed):
-            differing.append(name)
-    return differing
+    members = {name: compare.CATALOG_ENTRY_MEMBERS.get(name) for name in table}
+    return compare.differing_members(got, listed, members)
 
 
 @check("ATS-CAT-03")
@@ -246,13 +240,7 @@ class _Listed(NamedTuple):
 
 
 def _instant(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
+    return compare.instant(text)
 
 
 def _filtered_codes(ctx: CheckContext, filters: list[tuple[str, str]]) -> list[str]:

@@ -11,6 +11,7 @@ grant (ATS-PRIV-02 gives one to consumer_b only), so masking is the node's defau
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,10 +45,14 @@ _MORE_RESOURCES = 8
 # Records read to build expectations for filters.
 _MAX_RECORDS = 2000
 _UNDECLARED = "ats_undeclared_item"
+# ATS-CAT-06: the kinds whose API resources must answer share queries.
+_QUERYABLE_KINDS = ("DATABASE", "SELF_DESCRIBING")
 
 
 def _shared_api_entries(ctx: CheckContext, limit: int) -> Iterator[dict[str, Any]]:
-    """The target's unconditional resource, then other local UNCONDITIONAL API resources."""
+    """The target's unconditional resource, then other local UNCONDITIONAL API resources of
+    the kinds ATS-CAT-06 requires to be queryable (DATABASE, SELF_DESCRIBING): a SERVICE or
+    FILE resource need not answer share queries."""
     first = ctx.target.resources["unconditional"]
     yield fetch_entry(ctx, first)
     more = 0
@@ -55,9 +60,12 @@ def _shared_api_entries(ctx: CheckContext, limit: int) -> Iterator[dict[str, Any
         share = entry.get("share")
         if entry.get("resource_code") == first or not isinstance(share, dict):
             continue
+        form = entry.get("format")
+        kind = form.get("kind") if isinstance(form, dict) else None
         if (
             share.get("type") == "UNCONDITIONAL"
             and share.get("method") == "API"
+            and kind in _QUERYABLE_KINDS
             and entry.get("items")
         ):
             more += 1
@@ -182,6 +190,8 @@ class _Resource:
     items: dict[str, dict[str, Any]]
     records: list[dict[str, Any]]
     masked: set[str]
+    # False: a large resource, ``records`` its first pages (a bounded sample).
+    complete: bool = True
 
     def selected(self, case: _Case) -> set[str]:
         # ATS §5: `fields: []` equals absent, every item.
@@ -204,14 +214,19 @@ def _resource(ctx: CheckContext) -> _Resource:
         code = ctx.target.resources["unconditional"]
         items = items_of(fetch_entry(ctx, code))
         every = fetch_records(
-            ctx, code, what=f"the unfiltered query of {code}", max_records=_MAX_RECORDS
+            ctx, code, what=f"the unfiltered query of {code}", max_records=_MAX_RECORDS, sample=True
         )
+        if not every.complete:
+            ctx.note(
+                f"{code} holds {every.total} records: cases are drawn from its first "
+                f"{len(every.records)}, and each answer is judged as far as a sample shows"
+            )
         # Records are compared on their declared items; values that break ATS-SHR-01 or
         # ATS-SHR-06 are not used as filter values (those clauses report them).
         records = [
             {k: v for k, v in r.items() if k in items} for r in every.records if isinstance(r, dict)
         ]
-        return _Resource(code, items, records, set(every.masked))
+        return _Resource(code, items, records, set(every.masked), every.complete)
 
     resource: _Resource = ctx.run.cached("generated-cases-resource", read)
     if not resource.items or not resource.records:
@@ -267,7 +282,7 @@ def _run_cases(
     def probe(case: _Case) -> None:
         got = fetch_records(
             ctx, resource.code, case.body(), what=f"a query of {resource.code} with "
-            f"{case.label()}", max_records=_MAX_RECORDS,
+            f"{case.label()}", max_records=_MAX_RECORDS, sample=True,
         )  # fmt: skip
         found.extend(judge(case, got))
 
@@ -326,6 +341,8 @@ def filter_exact_and_conjunctive(ctx: CheckContext) -> None:
             for r in got.records
             if isinstance(r, dict)
         )
+        if not (resource.complete and got.complete):
+            return _judge_sampled(resource, case, got, expected, shown)
         if got.total == len(expected) and shown == expected:
             return []
         return [
@@ -407,6 +424,36 @@ def _judge_near_values(ctx: CheckContext, resource: _Resource, filterable: list[
                 )
         if probed >= _NEAR_ITEMS:
             return
+
+
+def _judge_sampled(
+    resource: _Resource, case: _Case, got: RecordSet, expected: list[str], shown: list[str]
+) -> list[str]:
+    """What a bounded sample shows of a filtered answer on a large resource: every record read
+    equals every pair, ``total`` holds at least the sample's matches, and an answer read whole
+    holds each of them (ATS-SHR-03; a sample never fails a conformant node)."""
+    code = resource.code
+    found = [
+        f"{code}: a query with {case.label()} answered record {number}, which differs from "
+        f"the filter on {name}"
+        for number, record in enumerate(got.records, start=1)
+        if isinstance(record, dict)
+        for name, value in case.pairs.items()
+        if name in record and not same_json(record[name], value)
+    ][:1]
+    if got.total < len(expected):
+        found.append(
+            f"{code}: a query with {case.label()} answered total {got.total}; at least "
+            f"{len(expected)} of the {len(resource.records)} records read equal every pair"
+        )
+    elif got.complete:
+        missing = Counter(expected) - Counter(shown)
+        if missing:
+            found.append(
+                f"{code}: a query with {case.label()} lacks {sum(missing.values())} of the "
+                f"records read that equal every pair"
+            )
+    return found
 
 
 @check("ATS-SHR-04")

@@ -11,6 +11,7 @@ import json
 import socket
 import ssl
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -90,6 +91,23 @@ class Sent:
     started: float
 
 
+def _decoded(content: bytes, coding: str | None, limit: int) -> tuple[bytes, bool]:
+    """The body with its gzip or deflate content coding removed, at most ``limit`` bytes (and
+    whether it was cut there); a body that does not decode is kept as it came."""
+    name = (coding or "").strip().lower()
+    if name not in ("gzip", "x-gzip", "deflate") or not content:
+        return content, False
+    # wbits 47 reads gzip and zlib headers alike; a raw deflate stream needs -15.
+    for wbits in (47, -15):
+        decoder = zlib.decompressobj(wbits)
+        try:
+            plain = decoder.decompress(content, limit + 1)
+        except zlib.error:
+            continue
+        return plain[:limit], len(plain) > limit
+    return content, False
+
+
 def answered(
     sent: Sent,
     answer: tuple[int, CaseInsensitiveDict[str], str],
@@ -97,8 +115,11 @@ def answered(
     truncated: bool,
     max_body: int,
 ) -> Exchange:
-    """The exchange of ``sent`` answered ``(status, headers, reason)`` with ``content``."""
+    """The exchange of ``sent`` answered ``(status, headers, reason)`` with ``content`` (its
+    content coding removed: the raw and pipelined transports read the bytes as they came)."""
     status, headers, reason = answer
+    if not truncated:
+        content, truncated = _decoded(content, headers.get("Content-Encoding"), max_body)
     return Exchange(
         method=sent.method,
         target=sent.target,

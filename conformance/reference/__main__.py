@@ -1,4 +1,5 @@
-"""``python -m conformance.reference --config NODE.yaml [--fault NAME ...]``: run one node.
+"""``python -m conformance.reference --config NODE.yaml [--fault NAME ...] [--variant NAME ...]``:
+run one node.
 
 The node prints ``ready <node_id> <url>`` on stdout once it listens. A bad node file stops it at
 start with one line on stderr (file, place, problem) and exit status 2.
@@ -75,10 +76,10 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_node(config_path: str, faults: Sequence[str] = ()) -> int:
+def run_node(config_path: str, faults: Sequence[str] = (), variants: Sequence[str] = ()) -> int:
     """Serve one node until interrupted; the exit status (2: bad node file or cannot listen)."""
     try:
-        config = load_config(config_path, tuple(faults))
+        config = load_config(config_path, tuple(faults), tuple(variants))
     except ConfigError as exc:
         print(f"conformance.reference: {exc}", file=sys.stderr)
         return 2
@@ -150,8 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME",
         help="switch on a fault (repeatable)",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="switch on a conformant variant (repeatable)",
+    )
     args = parser.parse_args(argv)
-    return run_node(args.config, args.fault)
+    return run_node(args.config, args.fault, args.variant)
 
 
 if __name__ == "__main__":

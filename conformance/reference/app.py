@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -50,6 +51,8 @@ from conformance.reference.listing import (
 )
 from conformance.reference.runtime import NodeRuntime, runtime_of
 from conformance.reference.store import APPEND_ONLY_AUDIT, MUTABLE_AUDIT, Store
+from conformance.reference.variant_wire import VariantMiddleware
+from conformance.reference.variants import VariantSet
 
 _log = logging.getLogger("conformance.reference")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9-]{8,64}")
@@ -378,7 +381,7 @@ def build_runtime(config: NodeConfig, faults: FaultSet) -> NodeRuntime:
     )
     index = CatalogIndex(store, config.node_id)
     if config.seed_catalog is not None:
-        index.seed(config.seed_catalog)
+        index.seed(config.seed_catalog, VariantSet.of(config.variants))
     return NodeRuntime(
         config=config,
         store=store,
@@ -439,4 +442,9 @@ def create_app(config: NodeConfig, faults: FaultSet | None = None) -> FastAPI:
         if isinstance(route, APIRoute)
     )
     app.add_middleware(AtsMiddleware, node=node)
+    if node.variants.names:
+        app.add_middleware(VariantMiddleware, node=node)
+    if node.variants.on("gzip"):
+        # Outermost: the body each variant wrote is what gets compressed when accepted.
+        app.add_middleware(GZipMiddleware, minimum_size=1)
     return app

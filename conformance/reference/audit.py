@@ -8,6 +8,7 @@ answer is sent, so every status — 4xx, 429, 5xx included — is recorded (ATS-
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,10 @@ ACTIONS = ("QUERY", "SUBSCRIBE", "DECIDE", "REVOKE", "CATALOG_PUSH", "SYNC", "AU
 # Only under the audit-records-filter-values fault: the filters of audited queries.
 _DETAIL_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS audit_detail (event_id INTEGER PRIMARY KEY, detail TEXT NOT NULL);"
+)
+# Only under the uuid-event-ids variant: the random UUID each event is listed and ordered by.
+_UUID_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS audit_uuid (event_id INTEGER PRIMARY KEY, uuid TEXT NOT NULL);"
 )
 _COLUMNS = (
     "event_id, time, request_id, app_id, origin_node, origin_app, action, resource_code, "
@@ -96,6 +101,11 @@ def record_event(node: NodeRuntime, request_id: str, audit: AuditMark, status: i
             status,
         ),
     )
+    if node.variants.on("uuid-event-ids"):
+        node.store.ensure_schema(_UUID_SCHEMA)
+        node.store.insert(
+            "INSERT INTO audit_uuid (event_id, uuid) VALUES (?, ?)", (event_id, str(uuid.uuid4()))
+        )
     if audit.detail is not None and node.faults.on("audit-records-filter-values"):
         node.store.ensure_schema(_DETAIL_SCHEMA)
         node.store.insert(
@@ -126,10 +136,20 @@ def event_page(
         params.append(since)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     total = int(node.store.scalar(f"SELECT COUNT(*) FROM audit{clause}", params))
-    rows = node.store.query(
-        f"SELECT {_COLUMNS} FROM audit{clause} ORDER BY event_id LIMIT ? OFFSET ?",
-        [*params, size, row_offset(page, size, total)],
-    )
+    if node.variants.on("uuid-event-ids"):
+        # ATS-API-08: audit events by event_id ascending, strings by code point.
+        node.store.ensure_schema(_UUID_SCHEMA)
+        columns = _COLUMNS.replace("event_id,", "audit_uuid.uuid AS event_id,", 1)
+        rows = node.store.query(
+            f"SELECT {columns} FROM audit JOIN audit_uuid USING (event_id){clause} "
+            "ORDER BY audit_uuid.uuid LIMIT ? OFFSET ?",
+            [*params, size, row_offset(page, size, total)],
+        )
+    else:
+        rows = node.store.query(
+            f"SELECT {_COLUMNS} FROM audit{clause} ORDER BY event_id LIMIT ? OFFSET ?",
+            [*params, size, row_offset(page, size, total)],
+        )
     events = [dict(row) for row in rows]
     if node.faults.on("audit-time-on-read"):
         # ATS-AUD-03 forbids this: an event read twice reads differently.

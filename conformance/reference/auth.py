@@ -6,6 +6,7 @@ nonce, clock → 401, rate → 429, role → 403. The endpoint then checks the r
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,17 @@ MAX_BODY = 1_048_576
 # ATS-AUTH-04/05: the freshness rules of ATS §3, in the milliseconds of X-Timestamp.
 CLOCK_WINDOW_MS = ats.TIMESTAMP_WINDOW_S * 1000
 NONCE_TTL_MS = ats.NONCE_MEMORY_S * 1000
+# The clock-window variant: a narrower window and a longer memory, both allowed by ATS-AUTH-04/05.
+_VARIANT_WINDOW_MS = 285_000
+_VARIANT_NONCE_TTL_MS = 24 * 3_600_000
+# The slow-auth variant: authentication takes this long more (ATS fixes no speed but PERF's).
+_SLOW_AUTH_S = 0.006
+
+
+def _nonce_ttl_ms(node: NodeRuntime) -> int:
+    return _VARIANT_NONCE_TTL_MS if node.variants.on("clock-window") else NONCE_TTL_MS
+
+
 _TIGHT_WINDOW_MS = 60_000
 
 _APP_ID = ats.pattern("app_id")
@@ -143,7 +155,7 @@ def use_nonce(node: NodeRuntime, app_id: str, nonce: str, now_ms: int) -> bool:
         "INSERT INTO nonces (app_id, nonce, used_at_ms) VALUES (?, ?, ?) "
         "ON CONFLICT (app_id, nonce) DO UPDATE SET used_at_ms = excluded.used_at_ms "
         "WHERE nonces.used_at_ms <= excluded.used_at_ms - ?",
-        (app_id, nonce, now_ms, NONCE_TTL_MS),
+        (app_id, nonce, now_ms, _nonce_ttl_ms(node)),
     )
     return changed == 1 or node.faults.on("accept-replayed-nonce")
 
@@ -154,7 +166,7 @@ _CATALOG_LIST = ats.CATALOG
 
 def purge_nonces(node: NodeRuntime, now_ms: int) -> None:
     """Nonces older than the replay window are forgotten."""
-    node.store.execute("DELETE FROM nonces WHERE used_at_ms <= ?", (now_ms - NONCE_TTL_MS,))
+    node.store.execute("DELETE FROM nonces WHERE used_at_ms <= ?", (now_ms - _nonce_ttl_ms(node),))
 
 
 async def authenticate(request: Request, node: NodeRuntime, body: bytes) -> Caller:
@@ -164,6 +176,8 @@ async def authenticate(request: Request, node: NodeRuntime, body: bytes) -> Call
     if unsigned and (node.faults.on("accept-missing-signature") or public_catalog):
         first = next(a for a in node.config.apps.values() if a.role == "consumer")
         return Caller(first.app_id, first.role, first.bound_node)
+    if node.variants.on("slow-auth"):
+        await asyncio.sleep(_SLOW_AUTH_S)
     app_id, timestamp, nonce, presented, method = _header_fields(request, node)
     app = node.config.apps[app_id]
     scope = request.scope
@@ -201,6 +215,8 @@ async def authenticate(request: Request, node: NodeRuntime, body: bytes) -> Call
     if not use_nonce(node, app_id, nonce, now_ms):
         raise _unauthenticated(request, node, app_id, _REPLAYED)
     window = _TIGHT_WINDOW_MS if node.faults.on("tight-clock-window") else CLOCK_WINDOW_MS
+    if node.variants.on("clock-window"):
+        window = _VARIANT_WINDOW_MS
     if not node.faults.on("no-clock-check") and abs(now_ms - int(timestamp)) > window:
         raise _unauthenticated(request, node, app_id, _EXPIRED)
     return Caller(app_id, app.role, app.bound_node)

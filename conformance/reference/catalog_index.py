@@ -19,6 +19,8 @@ from typing import Any
 
 from conformance.reference import clock
 from conformance.reference.store import Store
+from conformance.reference.variant_data import seed_variant
+from conformance.reference.variants import VariantSet
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,12 @@ class CatalogIndex:
         self._records = {code: tuple(items) for code, items in records.items()}
         self._view = _view(ordered)
 
-    def seed(self, path: Path) -> None:
-        """The node's own entries and records come from a catalog file, on a first start only."""
+    def seed(self, path: Path, variants: VariantSet | None = None) -> None:
+        """The node's own entries and records come from a catalog file, on a first start only
+        (with the data variants of ``variants`` applied)."""
         if self._store.scalar("SELECT COUNT(*) FROM catalog WHERE origin_child IS NULL"):
             return
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = seed_variant(json.loads(path.read_text(encoding="utf-8")), variants or VariantSet())
         with self._store.transaction() as db:
             for entry in data.get("entries", ()):
                 db.execute(

@@ -20,6 +20,9 @@ from conformance import codes, envvars
 from conformance.data import data_dir
 from conformance.masking import Masker
 from conformance.reference.faults import FaultSet, UnknownFaultError
+from conformance.reference.variants import UnknownVariantError, VariantSet
+
+_HIGH_RATE_LIMIT = 1200
 
 _SCHEMA_PATH = Path(__file__).with_name("node_config.schema.json")
 
@@ -94,6 +97,8 @@ class NodeConfig:
     faults: tuple[str, ...]
     tls: TlsConfig | None
     source: str
+    # Conformant choices other than the node's default (conformance/reference/variants.py).
+    variants: tuple[str, ...] = ()
 
     @property
     def parent_id(self) -> str | None:
@@ -227,7 +232,11 @@ def _tls(raw: Mapping[str, Any], base: Path, source: str) -> TlsConfig:
 
 
 def build_config(
-    raw: Any, source: str, base: Path, extra_faults: tuple[str, ...] = ()
+    raw: Any,
+    source: str,
+    base: Path,
+    extra_faults: tuple[str, ...] = (),
+    extra_variants: tuple[str, ...] = (),
 ) -> NodeConfig:
     """The node configuration of a parsed node file (``base`` resolves relative paths)."""
     schema = json.loads(_SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -290,6 +299,11 @@ def build_config(
         FaultSet.of(faults)
     except UnknownFaultError as exc:
         raise ConfigError(f"{source}: faults: {exc}") from None
+    variants = tuple(dict.fromkeys([*(raw.get("variants") or ()), *extra_variants]))
+    try:
+        VariantSet.of(variants)
+    except UnknownVariantError as exc:
+        raise ConfigError(f"{source}: variants: {exc}") from None
     tls_raw = raw.get("tls")
     return NodeConfig(
         node_id=node["node_id"],
@@ -298,7 +312,12 @@ def build_config(
         host=host,
         port=port,
         database=database,
-        rate_limit_per_app=node.get("rate_limit_per_app", 50),
+        # The high-rate-limit variant grants 1 200 requests/s (ATS-NODE-02 fixes no value).
+        rate_limit_per_app=(
+            _HIGH_RATE_LIMIT
+            if "high-rate-limit" in variants
+            else node.get("rate_limit_per_app", 50)
+        ),
         cascade_timeout_s=float(node.get("cascade_timeout_s", 10)),
         systems_integrated=node.get("systems_integrated", 0),
         parent=parent,
@@ -308,11 +327,17 @@ def build_config(
         faults=faults,
         tls=_tls(tls_raw, base, source) if tls_raw else None,
         source=source,
+        variants=variants,
     )
 
 
-def load_config(path: str | os.PathLike[str], extra_faults: tuple[str, ...] = ()) -> NodeConfig:
-    """The configuration of the node file at ``path``, with ``extra_faults`` switched on too."""
+def load_config(
+    path: str | os.PathLike[str],
+    extra_faults: tuple[str, ...] = (),
+    extra_variants: tuple[str, ...] = (),
+) -> NodeConfig:
+    """The configuration of the node file at ``path``, with ``extra_faults`` and
+    ``extra_variants`` switched on too."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -324,4 +349,4 @@ def load_config(path: str | os.PathLike[str], extra_faults: tuple[str, ...] = ()
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(top level)"
         raise ConfigError(f"{source}: {where}: not valid YAML") from None
-    return build_config(raw, source, Path(path).resolve().parent, extra_faults)
+    return build_config(raw, source, Path(path).resolve().parent, extra_faults, extra_variants)

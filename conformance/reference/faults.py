@@ -199,6 +199,10 @@ FAULTS: dict[str, Fault] = {
     "mask-breaks-filter": Fault(
         "filters on sensitive items compare against the masked value", ("ATS-PRIV-03",)
     ),
+    "mask-unmasked-grant": Fault(
+        "an approved subscription with unmasked: true still answers masked values",
+        ("ATS-PRIV-02",),
+    ),
     "leak-filter-value-in-error": Fault(
         "400 messages on filters echo the filter value", ("ATS-PRIV-04",)
     ),

@@ -145,6 +145,7 @@ def start_topology(
     seeds: Mapping[str, str] | None = None,
     department_id: str | None = None,
     cancel: threading.Event | None = None,
+    variants: Mapping[str, Sequence[str]] | None = None,
 ) -> Topology:
     """The reference topology, started, healthy and synced (every node's subtree catalog pushed
     up to the national node); use it as a context manager so that every process ends.
@@ -164,7 +165,13 @@ def start_topology(
     try:
         for node_id, config in configs.items():
             path = write_file(folder / f"{node_id}.yaml", config)
-            spawned.append(spawn_node(path, tuple((faults or {}).get(node_id, ()))))
+            spawned.append(
+                spawn_node(
+                    path,
+                    tuple((faults or {}).get(node_id, ())),
+                    tuple((variants or {}).get(node_id, ())),
+                )
+            )
         for item in spawned:
             node = await_ready(item, START_TIMEOUT_S, cancel)
             topology.nodes[node.node_id] = node
@@ -245,7 +252,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.node:
         from conformance.reference.__main__ import run_node
 
-        return run_node(args.node, tuple(args.fault))
+        return run_node(args.node, tuple(args.fault), tuple(args.variant))
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ats-topology-"))
     plan = load_plan("topology")
     stop = threading.Event()
@@ -255,6 +262,7 @@ def serve(args: argparse.Namespace) -> int:
                 workdir,
                 base_port=args.base_port,
                 faults={plan.candidate: tuple(args.fault)},
+                variants={plan.candidate: tuple(args.variant)},
                 host=args.host,
                 cancel=stop,
             )

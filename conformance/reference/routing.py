@@ -206,7 +206,10 @@ def _forward_headers(
         "Content-Type": JSON_TYPE,
         "X-Request-Id": request_id,
         "X-Hop-Limit": str(hops),
-        "X-Route": own_route,
+        # ATS §8: whitespace around a comma is allowed (the spaced-route variant writes it).
+        "X-Route": ", ".join(own_route.split(","))
+        if node.variants.on("spaced-route")
+        else own_route,
     }
     if node.faults.on("forward-caller-headers"):
         headers.update(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from conformance.reference.ratelimit import RateLimiter
+from conformance.reference.variants import VariantSet
 
 if TYPE_CHECKING:
     import httpx
@@ -37,6 +39,11 @@ class NodeRuntime:
     http: httpx.AsyncClient | None = None
     # The 5xx-under-concurrency fault counts the share queries it holds.
     share_queries_held: int = 0
+
+    @functools.cached_property
+    def variants(self) -> VariantSet:
+        """The conformant variants switched on for this node."""
+        return VariantSet.of(self.config.variants)
 
 
 def runtime_of(request: Request) -> NodeRuntime:

@@ -233,12 +233,17 @@ def local_answer(
     _check_filter_types(filters, items, faults)
     if faults.on("ignore-filter"):
         filters = {}
-    unmasked = subscription is not None and subscription.unmasked
+    unmasked = (
+        subscription is not None and subscription.unmasked and not faults.on("mask-unmasked-grant")
+    )
     masking = {
         name: not unmasked and _sensitive(items[name], faults) and not faults.on("skip-masking")
         for name in selected
     }
     records = node.catalog.records(code)
+    if node.variants.on("reverse-record-order"):
+        # ATS §5: records come in a stable order, which one is the node's choice.
+        records = records[::-1]
     if filters:
         records = tuple(r for r in records if _matches(r, filters, items, faults))
     start = (query.page - 1) * query.size

@@ -35,6 +35,7 @@ from conformance.checks._payloads import (
     corpus,
     invalid_list_queries,
 )
+from conformance.checks._records import value_problem
 from conformance.checks.api import _content_type_problem, _judge_walk, _out_of_order
 from conformance.checks.auth import _unserved_here
 from conformance.checks.catalog import _differences
@@ -344,13 +345,16 @@ def test_a_filter_miss_keeps_the_item_type_so_a_strict_node_passes(tmp_path: Pat
     "ids",
     [
         [1, 2, 10],
+        [1.0, 2, 10.0],
         ["e-0001", "e-0002", "e-0010"],
-        ["evt-9", "evt-10", "evt-11"],
+        ["evt-10", "evt-11", "evt-9"],
+        ["0b9e7c1a-8f2d-4c3e-9a11-2f6d", "5e0c2d4b-1a3f-4e5d-8b7c-9d0e", "c1f0e2d3-4b5a"],
         ["a1", "b", "c"],
     ],
 )
 def test_event_ids_ascending_as_numbers_or_text_are_in_order(ids: list[object]) -> None:
-    # ATS-API-08 orders audit events by event_id, which ATS lets be a string or an integer.
+    # ATS-API-08 orders audit events by event_id, which ATS lets be a string or an integer;
+    # strings by code point (Revision of 2026-12: "evt-10" before "evt-9"), numbers numerically.
     assert _out_of_order([{"event_id": i} for i in ids], ("event_id",)) is None
 
 
@@ -369,6 +373,8 @@ def test_subscriptions_ordered_by_instant_then_id_are_in_order() -> None:
     [
         ([{"event_id": 10}, {"event_id": 9}], ("event_id",)),
         ([{"event_id": "evt-10"}, {"event_id": "evt-09"}], ("event_id",)),
+        ([{"event_id": "evt-9"}, {"event_id": "evt-10"}], ("event_id",)),
+        ([{"event_id": "b"}, {"event_id": "B"}], ("event_id",)),
         (
             [
                 {"created_at": "2017-08-15T09:30:00+08:00", "subscription_id": "s-3"},
@@ -435,3 +441,25 @@ def test_a_catalog_walk_stops_at_its_page_bound(
         client.close()
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("value", "fits"),
+    [
+        ("aGVsbG8=", True),
+        ("aGVsbG8", True),
+        ("aGVs\r\nbG8=", True),
+        ("a-_b", True),
+        ("a+/b", True),
+        ("", True),
+        ("a+_b", False),
+        ("abcde", False),
+        ("aGVsbG8==", False),
+        ("ab!c", False),
+    ],
+)
+def test_a_base64_value_is_judged_by_what_the_text_says(value: str, fits: bool) -> None:
+    # ATS-SHR-01 says "base64 string" only: either RFC 4648 alphabet, padded or not, one line or
+    # MIME lines; a value that decodes to no whole bytes is none.
+    problem = value_problem(value, {"name": "photo", "data_type": "B"})
+    assert (problem is None) is fits, problem

@@ -415,6 +415,16 @@ def _(node: Node) -> None:
     assert shown != codes.mask(CATALOG["records"][POPULATION][0]["id_number"], "ID_NUMBER")
 
 
+@probe("mask-unmasked-grant")
+def _(node: Node) -> None:
+    body = {"resource_code": POPULATION, "purpose": PURPOSE, "unmasked": True}
+    made = node.call("POST", "/api/v1/subscriptions", app="consumer", json_body=body).json()
+    assert _decide(node, str(made["subscription_id"]), "APPROVE") == 200
+    answer = node.query(POPULATION, {"size": 1}).json()
+    assert answer["masked"]
+    assert answer["items"] != CATALOG["records"][POPULATION][:1]
+
+
 @probe("unmarked-sensitive-item")
 def _(node: Node) -> None:
     entry = node.call("GET", f"/api/v1/catalog/resources/{POPULATION}").json()
@@ -605,6 +615,8 @@ def test_the_fault_breaks_its_clause(faulty: ThreadNode) -> None:
 
 def test_the_fault_table_lists_exactly_the_faults() -> None:
     text = (ROOT / "docs" / "reference-node.md").read_text("utf-8")
+    # The fault table's section only: the variant table beside it has rows of its own.
+    text = text.split("## Fault switches", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([a-z0-9-]+)` \| (.+?) \| (.+?) \|$", text, re.MULTILINE)
     assert [name for name, _, _ in rows] == sorted(FAULTS)
     for name, _, clauses in rows:

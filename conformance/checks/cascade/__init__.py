@@ -20,9 +20,9 @@ run cannot certify without it.
 from __future__ import annotations
 
 from conformance.checks.cascade import aggregation, routing
-from conformance.checks.cascade.view import in_subtree, route_ids, witnessed
+from conformance.checks.cascade.view import in_subtree, witnessed
 
 # The decorator by its former name, for the tests that witness a function of their own.
 _witnessed = witnessed
 
-__all__ = ["aggregation", "in_subtree", "route_ids", "routing", "witnessed"]
+__all__ = ["aggregation", "in_subtree", "routing", "witnessed"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from conformance import ats, schemas
+from conformance import ats, compare, schemas
 from conformance.checks import CheckContext, check
 from conformance.checks._expect import expect_status
 from conformance.checks.cascade.roles import child_state, generated
@@ -25,7 +25,10 @@ def _difference(before: Mapping[str, Any], after: Mapping[str, Any]) -> str | No
     """None when two catalogs are equal, else the codes added, removed and changed."""
     added = sorted(after.keys() - before.keys())
     removed = sorted(before.keys() - after.keys())
-    changed = sorted(c for c in before.keys() & after.keys() if before[c] != after[c])
+    # Entries compare on the members ATS §4 defines, updated_at as an instant (ATS-API-09).
+    changed = sorted(
+        c for c in before.keys() & after.keys() if not compare.same_entry(before[c], after[c])
+    )
     parts = [
         f"{label} {', '.join(codes[:5])}"
         for label, codes in (("added", added), ("removed", removed), ("changed", changed))
@@ -90,7 +93,7 @@ def _sync_push(
             if r is not record
             and r.received_at <= record.received_at
             and isinstance(p := r.json(), dict)
-            and isinstance(p.get("seq"), int)
+            and compare.is_integer(p.get("seq"))
         ]
         if earlier:
             chain = [max(earlier), int(push["seq"])]
@@ -278,7 +281,7 @@ def _matches(
         seen is not None
         and seen.keys() == expected.keys()
         and all(
-            seen[c].get("updated_at") == expected[c].get("updated_at")
+            compare.same_value(seen[c].get("updated_at"), expected[c].get("updated_at"))
             for c in changed
             if c in expected
         )

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from conformance import ats
+from conformance import ats, compare
 from conformance.checks import CheckContext, check
 from conformance.checks._expect import answer_text, expect_status, request_text
 from conformance.checks.cascade.roles import (
@@ -34,7 +34,6 @@ from conformance.checks.cascade.view import (
     expect_routed_answer,
     held_from,
     query,
-    route_ids,
     sent_request_id,
     view,
     witnessed,
@@ -73,7 +72,7 @@ def forwarding(ctx: CheckContext, hood: View) -> Iterator[Forwarded]:
             probe = query(ctx, code)
             records = hood.received(role, code, started)
             if records is None:
-                reached = route_ids(probe.headers.get(ats.X_ROUTE))[:2] == route
+                reached = compare.route_ids(probe.headers.get(ats.X_ROUTE))[:2] == route
                 shown = f" with X-Route {probe.headers.get(ats.X_ROUTE)!r}"
             else:
                 reached, shown = bool(records), ""
@@ -127,7 +126,7 @@ def _forward_problems(
             f"X-Origin-App is {rec.header(ats.X_ORIGIN_APP)!r}, expected {caller_app!r}"
         )
     # The caller sent no X-Route: the forwarded route is the node alone.
-    if route_ids(rec.header(ats.X_ROUTE)) != [own]:
+    if compare.route_ids(rec.header(ats.X_ROUTE)) != [own]:
         problems.append(f"X-Route is {rec.header(ats.X_ROUTE)!r}, expected {own!r}")
     return problems
 
@@ -150,7 +149,7 @@ def _expect_relayed(
         got = None
     if got != body:
         problems.append(f"body {ex.body[:160]!r}, expected {json.dumps(body)[:160]}")
-    if route_ids(ex.headers.get(ats.X_ROUTE)) != route_ids(route):
+    if compare.route_ids(ex.headers.get(ats.X_ROUTE)) != compare.route_ids(route):
         problems.append(f"X-Route {ex.headers.get(ats.X_ROUTE)!r}, expected {route!r}")
     if retry_after is not None and ex.headers.get("Retry-After") != retry_after:
         problems.append(f"Retry-After {ex.headers.get('Retry-After')!r}, expected {retry_after!r}")
@@ -309,7 +308,7 @@ def upward_routing_to_parent(ctx: CheckContext) -> None:
         records = hood.received("parent", code, started)
         if records:
             ctx.fail(f"a query received from the parent for {code} was forwarded back to it")
-        if records is None and route_ids(back.headers.get(ats.X_ROUTE))[-1:] != [own]:
+        if records is None and compare.route_ids(back.headers.get(ats.X_ROUTE))[-1:] != [own]:
             ctx.fail(
                 f"a query received from the parent for {code} was answered with X-Route "
                 f"{back.headers.get(ats.X_ROUTE)!r}; expected the node to answer it itself"

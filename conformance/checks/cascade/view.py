@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from typing import Any
 
-from conformance import ats
+from conformance import ats, compare
 from conformance.checks import CheckContext, CheckFunction
 from conformance.checks._catalog_walk import CatalogWalk
 from conformance.checks._expect import answer_text, request_text
@@ -36,11 +36,6 @@ QUERY_BODY = {"page": 1, "size": 5}
 # How many requests received by the emulated neighbours one clause's evidence shows at most.
 _RECEIVED_SHOWN = 40
 ROLES = ("parent", "child")
-
-
-def route_ids(value: str | None) -> list[str]:
-    """The node ids of an ``X-Route`` value: a comma-separated list, whitespace allowed."""
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def in_subtree(node_id: str, root: str) -> bool:
@@ -105,7 +100,7 @@ def sent_request_id(ex: Exchange) -> str | None:
 
 def expect_routed_answer(ctx: CheckContext, ex: Exchange, route: list[str], *, what: str) -> None:
     """The answer came from the end of ``route``: its ``X-Route`` starts with it."""
-    got = route_ids(ex.headers.get(ats.X_ROUTE))
+    got = compare.route_ids(ex.headers.get(ats.X_ROUTE))
     if got[: len(route)] != list(route):
         ctx.fail(
             f"{what} was answered {answer_text(ex)} with X-Route "
