@@ -10,9 +10,10 @@ A bench is a reference node shaped for some chapters (HTTPS for SEC, a live topo
 load window for PERF); each judges only its own chapters, and checks too costly to run for every
 switch (the ATS-SEC-03 burst, the ATS-PERF-04 stepped load) only when the switch targets them.
 The matrix is the proof that every fault is caught: ``test_every_switch_has_its_cells`` fails for
-a fault no bench judges. A fault caught only by the long probes of ``--thorough`` (``Fault.thorough``)
-goes on the benches of its clauses like any other, but there every clause passes: the proof that
-a default run cannot see it; tests/checks/test_thorough_faults.py proves the thorough run FAILs it.
+a fault no bench judges. A fault caught only by the long probes of ``--thorough``
+(``Fault.thorough``) goes on the benches of its clauses like any other, but there every clause
+passes: the proof that a default run cannot see it; tests/checks/test_thorough_faults.py proves
+the thorough run FAILs it.
 """
 
 from __future__ import annotations
