@@ -34,6 +34,7 @@ from conformance.checks._payloads import (
     malformed_json_bodies,
     substitute,
 )
+from conformance.checks._records import Subscriptions
 from conformance.checks._small_pages import item_keys, judge_small_pages
 from conformance.checks.node import read_health
 from conformance.client import Exchange
@@ -658,8 +659,32 @@ def pagination_complete_and_ordered(ctx: CheckContext) -> None:
     judge_small_pages(ctx, CATALOG, app="consumer", member="resource_code", reference=seen,
                       total=total, label="the catalog list")  # fmt: skip
     if "admin" in ctx.target.apps:
-        _judge_small_pages_of(ctx, SUBSCRIPTIONS, "subscription_id", max_size)
+        with Subscriptions(ctx) as subs:
+            _fill_subscriptions(ctx, subs, max_size)
+            _judge_small_pages_of(ctx, SUBSCRIPTIONS, "subscription_id", max_size)
         _judge_small_pages_of(ctx, AUDIT, "event_id", max_size)
+
+
+# Subscriptions the small-page walk needs: three split into pages of 2 (not dividing) and 1.
+_SMALL_WALK_ITEMS = 3
+
+
+def _fill_subscriptions(ctx: CheckContext, subs: Subscriptions, size: int) -> None:
+    """The subscription list holds enough items for a small-page walk (ATS-API-08): on a
+    fresh node it is empty, so the consumer subscribes to the UNCONDITIONAL resource until it
+    holds three (at most three requests); the clean-up revokes them, which keeps them listed."""
+    if "consumer" not in ctx.target.apps:
+        return
+    _, total = _first_page_keys(ctx, SUBSCRIPTIONS, "subscription_id", size)
+    code = ctx.target.resources["unconditional"]
+    for _ in range(_SMALL_WALK_ITEMS - (total if total is not None else _SMALL_WALK_ITEMS)):
+        ex = subs.create("consumer", code)
+        if ex.status != 201:
+            ctx.note(
+                f"a subscription for the small-page walk was answered {answer_text(ex)}; the "
+                f"subscription list is walked as it is"
+            )
+            return
 
 
 def _first_page_keys(

@@ -143,12 +143,12 @@ def event_page(
         rows = node.store.query(
             f"SELECT {columns} FROM audit JOIN audit_uuid USING (event_id){clause} "
             "ORDER BY audit_uuid.uuid LIMIT ? OFFSET ?",
-            [*params, size, row_offset(page, size, total)],
+            [*params, size, row_offset(page, size, total, node.faults)],
         )
     else:
         rows = node.store.query(
             f"SELECT {_COLUMNS} FROM audit{clause} ORDER BY event_id LIMIT ? OFFSET ?",
-            [*params, size, row_offset(page, size, total)],
+            [*params, size, row_offset(page, size, total, node.faults)],
         )
     events = [dict(row) for row in rows]
     if node.faults.on("audit-time-on-read"):

@@ -27,11 +27,15 @@ NONCE_TTL_MS = ats.NONCE_MEMORY_S * 1000
 # The clock-window variant: a narrower window and a longer memory, both allowed by ATS-AUTH-04/05.
 _VARIANT_WINDOW_MS = 285_000
 _VARIANT_NONCE_TTL_MS = 24 * 3_600_000
+# The fault nonce-memory-300s: half the memory ATS-AUTH-05 requires.
+_SHORT_NONCE_TTL_MS = 300_000
 # The slow-auth variant: authentication takes this long more (ATS fixes no speed but PERF's).
 _SLOW_AUTH_S = 0.006
 
 
 def _nonce_ttl_ms(node: NodeRuntime) -> int:
+    if node.faults.on("nonce-memory-300s"):
+        return _SHORT_NONCE_TTL_MS
     return _VARIANT_NONCE_TTL_MS if node.variants.on("clock-window") else NONCE_TTL_MS
 
 
@@ -192,6 +196,8 @@ async def authenticate(request: Request, node: NodeRuntime, body: bytes) -> Call
         body=body,
         signature_method=method,
     )
+    if node.faults.on("unsorted-canonical-query"):
+        canonical = _unsorted(canonical, scope.get("query_string", b""))
     verified = node.faults.on("skip-signature-check") or signing.verify(
         app.secret, canonical, presented, method
     )
@@ -220,6 +226,14 @@ async def authenticate(request: Request, node: NodeRuntime, body: bytes) -> Call
     if not node.faults.on("no-clock-check") and abs(now_ms - int(timestamp)) > window:
         raise _unauthenticated(request, node, app_id, _EXPIRED)
     return Caller(app_id, app.role, app.bound_node)
+
+
+def _unsorted(canonical: str, query: bytes) -> str:
+    """The defect of unsorted-canonical-query: the query line of ``canonical`` with each pair
+    encoded as ATS §3 says but kept in the order sent, not sorted."""
+    lines = canonical.split("\n")
+    lines[2] = "&".join(signing.canonical_query(piece) for piece in query.split(b"&") if piece)
+    return "\n".join(lines)
 
 
 def _check_rate(node: NodeRuntime, caller: Caller) -> None:

@@ -13,10 +13,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Fault:
-    """A fault is a defect description and the ATS clauses the defect breaks."""
+    """A fault is a defect description and the ATS clauses the defect breaks.
+
+    A ``thorough`` fault breaks its clauses only as the long probes of ``--thorough`` see them:
+    a default run cannot tell it from the clean node (ATS-AUTH-05's late replay).
+    """
 
     description: str
     clauses: tuple[str, ...]
+    thorough: bool = False
 
 
 FAULTS: dict[str, Fault] = {
@@ -405,6 +410,23 @@ FAULTS: dict[str, Fault] = {
         "a 405's Allow names only the methods of the first route matching the path "
         "(Allow: POST on /api/v1/subscriptions, which serves GET too)",
         ("ATS-API-04",),
+    ),
+    # Issue 17: defects only the long nonce replay, a reordered query and small pages of the
+    # subscription and audit lists reveal.
+    "nonce-memory-300s": Fault(
+        "a nonce is forgotten 300 s after its first use instead of 600 s (seen only with "
+        "--thorough)",
+        ("ATS-AUTH-05",),
+        thorough=True,
+    ),
+    "unsorted-canonical-query": Fault(
+        "the canonical query keeps its pairs in the order sent instead of sorting them: a "
+        "request whose query is not sent in sorted order is refused",
+        ("ATS-API-05", "ATS-AUTH-02", "ATS-AUTH-06", "ATS-AUTH-07"),
+    ),
+    "subscription-audit-pages-overlap": Fault(
+        "subscription and audit pages after the first start one item early",
+        ("ATS-API-08",),
     ),
 }
 

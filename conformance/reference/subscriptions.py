@@ -233,7 +233,7 @@ async def list_subscriptions(
     rows = node.store.query(
         f"SELECT {_COLUMNS} FROM subscriptions{clause} "
         "ORDER BY created_at, subscription_id LIMIT ? OFFSET ?",
-        [*values, size, row_offset(page, size, total)],
+        [*values, size, row_offset(page, size, total, node.faults)],
     )
     items = [_from_row(row).as_json() for row in rows]
     return _json(page_answer(items, page, size, total, node.faults))

@@ -10,10 +10,11 @@ taken from the outcome it raises.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from support.nodes import plan_node, running
 
@@ -47,11 +48,15 @@ class DataNode:
     run: RunState = field(default_factory=RunState)
     skip_causes: dict[str, str] = field(default_factory=dict)
 
-    def check(self, clause_id: str) -> tuple[str, str, CheckContext]:
-        """Run the check of ``clause_id``: verdict (PASS/FAIL/ERROR/SKIP), reason, context."""
+    def check(
+        self, clause_id: str, *, thorough: bool = False, params: Mapping[str, Any] | None = None
+    ) -> tuple[str, str, CheckContext]:
+        """Run the check of ``clause_id``: verdict (PASS/FAIL/ERROR/SKIP), reason, context;
+        ``thorough`` as with --thorough, ``params`` over the profile's parameters."""
         clause = load_profile("provincial").clause(clause_id)
-        if clause_id in PARAM_OVERRIDES:
-            clause = replace(clause, params={**clause.params, **PARAM_OVERRIDES[clause_id]})
+        overrides = {**PARAM_OVERRIDES.get(clause_id, {}), **(params or {})}
+        if overrides:
+            clause = replace(clause, params={**clause.params, **overrides})
         target = self.client.target
         evidence = EvidenceLog(target.secrets())
         ctx = CheckContext(
@@ -61,6 +66,7 @@ class DataNode:
             run=self.run,
             evidence=evidence,
             neighbours=self.neighbours,
+            thorough=thorough,
         )
         function = registry()[clause_id].function
         decision = decide(lambda: function(ctx))

@@ -576,6 +576,24 @@ def _(node: Node) -> None:
     assert node.http.get("/api/v1/catalog/resources?size=2", headers=headers).status_code == 200
 
 
+@probe("unsorted-canonical-query")
+def _(node: Node) -> None:
+    target = "/api/v1/catalog/resources?size=2&page=1"
+    assert node.http.get(target, headers=node.signed("GET", target)).status_code == 401
+    target = "/api/v1/catalog/resources?page=1&size=2"
+    assert node.http.get(target, headers=node.signed("GET", target)).status_code == 200
+
+
+@probe("subscription-audit-pages-overlap")
+def _(node: Node) -> None:
+    for _ in range(3):
+        _subscribe(node, UNCONDITIONAL)
+    for path in ("/api/v1/subscriptions", "/api/v1/audit/events"):
+        first = node.call("GET", f"{path}?page=1&size=2", app="admin").json()["items"]
+        second = node.call("GET", f"{path}?page=2&size=2", app="admin").json()["items"]
+        assert second[0] == first[-1], path
+
+
 @probe("substring-filter")
 def _(node: Node) -> None:
     answer = node.query(POPULATION, {"filter": {"address": "浙江省"}, "fields": ["gender"]})
