@@ -152,12 +152,15 @@ def limited_env(request: pytest.FixtureRequest, tmp_path: Path, pki: Pki) -> Ite
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     ("limited_env", "expected"),
-    [((500, ()), "PASS"), ((500, ("no-rate-limit",)), "FAIL")],
-    ids=["500", "500, no-rate-limit"],
+    [((200, ()), "PASS"), ((200, ("no-rate-limit",)), "FAIL")],
+    ids=["200", "200, no-rate-limit"],
     indirect=["limited_env"],
 )
-def test_a_rate_limit_of_500_is_assessed_both_ways(limited_env: Env, expected: str) -> None:
-    # ATS-SEC-03: the burst of 2 × 500 is pipelined, so it fits in one second on any tester.
+def test_a_rate_limit_is_assessed_both_ways(limited_env: Env, expected: str) -> None:
+    # ATS-SEC-03: the burst of 2 × 200 is pipelined, so it leaves the tester within one second;
+    # the verdict is judged by when the node answered (issue 15). 200, not more: a node sharing
+    # two cores with the whole test suite still answers 400 requests within a second, so the
+    # clause is assessed both ways rather than "not assessed".
     verdict, reason, evidence = limited_env.assess("ATS-SEC-03")
     assert verdict == expected, reason
     burst = next(str(e["note"]) for e in evidence if str(e.get("note", "")).startswith("burst:"))
@@ -171,7 +174,7 @@ def test_rate_limit_above_the_burst_cap_is_not_assessed(limited_env: Env) -> Non
     # A limit the tester cannot burst is no defect of the node: not assessed, with what would
     # assess it (issue 15), never ERROR.
     verdict, reason, evidence = limited_env.assess("ATS-SEC-03")
-    assert verdict == "NOT_ASSESSED"
+    assert (verdict, limited_env.skip_causes["ATS-SEC-03"]) == ("SKIP", "not_assessed")
     assert "exceeds what the tester bursts (2000 within 1 s" in reason
     assert "assess it with a load generator that sends 2002 signed requests" in reason
     assert len(evidence) == 1  # the node descriptor only: no burst was sent
