@@ -257,8 +257,8 @@ ALLOWANCES: dict[Switch, tuple[Allowance, ...]] = {
         Allowance(
             frozenset({"ATS-SEC-03"}),
             "SKIP",
-            "1 200 requests/s is more than one burst delivers: the finding names the load stage "
-            "that would assess it (ATS-SEC-03, issue 15 item 4)",
+            "1 200 requests/s is more than one burst delivers: the SKIP says what would assess "
+            "the limit (the load stage; ATS-SEC-03, issue 15 item 4)",
             skip_cause="not_assessed",
         ),
     ),
@@ -293,7 +293,8 @@ def misjudged(switch: Switch, verdicts: Verdicts, accepted: Sequence[str] = ()) 
     for clause_id, judged in verdicts.items():
         if clause_id in switch.breaks:
             if judged.verdict != "FAIL":
-                problems.append(f"{clause_id} is {judged.verdict} under {switch}, expected FAIL")
+                expected = f"{clause_id} is {judged.verdict} under {switch}, expected FAIL"
+                problems.append(f"{expected}: {judged.reason}")
         elif not (
             judged.verdict == "PASS"
             or (judged.verdict == "SKIP" and judged.skip_cause in accepted)
@@ -365,6 +366,25 @@ def test_a_variant_passes_the_whole_suite(tmp_path: Path, switch: Switch) -> Non
     verdicts = whole_run(tmp_path, switch)
     assert sorted(verdicts) == sorted(_chapters(*RUN_CHAPTERS))
     assert misjudged(switch, verdicts, accepted=LAB_SKIPS) == []
+
+
+def test_the_judging_rule_tolerates_only_what_it_names() -> None:
+    """A variant's FAIL, ERROR or SKIP is a problem, its allowance and an accepted lab SKIP aside;
+    a fault's clause that does not FAIL is one; an allowance a clause does not need is one."""
+    variant, fault = REGISTRIES["variant"]["high-rate-limit"], REGISTRIES["fault"]["no-sm3"]
+    passed, skipped = Judged("PASS", ""), Judged("SKIP", "", "not_assessed")
+    lab = Judged("SKIP", "", "not_applicable")
+    assert misjudged(variant, {"ATS-SEC-03": skipped, "ATS-SEC-01": passed}) == []
+    assert misjudged(variant, {"ATS-SEC-01": lab}, accepted=LAB_SKIPS) == []
+    for wrong in (Judged("FAIL", ""), Judged("ERROR", ""), skipped, lab):
+        assert len(misjudged(variant, {"ATS-SEC-01": wrong})) == 1, wrong
+    assert len(misjudged(variant, {"ATS-SEC-03": passed})) == 1
+    assert (
+        misjudged(fault, {"ATS-AUTH-06": Judged("FAIL", ""), "ATS-API-01": Judged("ERROR", "")})
+        == []
+    )
+    assert len(misjudged(fault, {"ATS-AUTH-06": passed})) == 1
+    assert len(misjudged(fault, {"ATS-AUTH-03": Judged("ERROR", "")})) == 1
 
 
 def test_every_switch_has_its_cells() -> None:
