@@ -104,11 +104,13 @@ def push_child_catalog(client: NodeClient) -> None:
 
 
 @contextmanager
-def _running(planned: PlannedNode, faults: Sequence[str]) -> Iterator[NodeClient]:
-    """The planned node started with these faults, the target file pointed at it, a client of
-    it, and the child's first push made."""
+def _running(
+    planned: PlannedNode, faults: Sequence[str], variants: Sequence[str] = ()
+) -> Iterator[NodeClient]:
+    """The planned node started with these faults and variants, the target file pointed at it,
+    a client of it, and the child's first push made."""
     with ExitStack() as stack:
-        stack.enter_context(running(planned, faults))
+        stack.enter_context(running(planned, faults, variants))
         client = NodeClient(load_target(planned.target_file))
         stack.callback(client.close)
         push_child_catalog(client)
@@ -116,15 +118,17 @@ def _running(planned: PlannedNode, faults: Sequence[str]) -> Iterator[NodeClient
 
 
 @contextmanager
-def emulated_candidate(folder: Path, faults: Sequence[str] = ()) -> Iterator[Candidate]:
-    """The reference node with these faults, its emulated neighbours listening."""
+def emulated_candidate(
+    folder: Path, faults: Sequence[str] = (), variants: Sequence[str] = ()
+) -> Iterator[Candidate]:
+    """The reference node with these faults and variants, its emulated neighbours listening."""
     planned = _planned(folder)
     with ExitStack() as stack:
         target = load_target(planned.target_file)
         assert target.neighbours is not None
         neighbours = start_neighbours(target.neighbours)
         stack.callback(neighbours.stop)
-        client = stack.enter_context(_running(planned, faults))
+        client = stack.enter_context(_running(planned, faults, variants))
         yield Candidate(client, neighbours)
 
 

@@ -87,8 +87,9 @@ def data_node(
     *,
     children: bool = True,
     emulate_child: bool = True,
+    variants: Sequence[str] = (),
 ) -> Iterator[DataNode]:
-    """A reference node with these faults, its emulated neighbours listening: without
+    """A reference node with these faults and variants, its emulated neighbours listening: without
     ``children`` the node has none; without ``emulate_child`` the target file names no child
     although the node has one (which then never answers)."""
     planned = plan_node(
@@ -105,7 +106,7 @@ def data_node(
         assert target.neighbours is not None
         neighbours = start_neighbours(target.neighbours)
         stack.callback(neighbours.stop)
-        stack.enter_context(running(planned, faults))
+        stack.enter_context(running(planned, faults, variants))
         client = NodeClient(load_target(planned.target_file))
         stack.callback(client.close)
         if target.neighbours.child is not None:

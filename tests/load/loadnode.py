@@ -38,17 +38,21 @@ def write_files(folder: Path, faults: Sequence[str] = ()) -> tuple[Path, Path]:
     return planned.node_file, planned.target_file
 
 
-def _planned(folder: Path, faults: Sequence[str]) -> PlannedNode:
+def _planned(folder: Path, faults: Sequence[str], variants: Sequence[str] = ()) -> PlannedNode:
     planned = plan_node(folder, database=str(folder / "node.sqlite3"), omit=(PARENT_ID, CHILD_ID))
     planned.node["faults"] = list(faults)
+    planned.node["variants"] = list(variants)
     planned.write()
     return planned
 
 
 @contextmanager
-def running_node(folder: Path, faults: Sequence[str] = ()) -> Iterator[Target]:
-    """A reference node with these faults, and the target file pointing at it, for the block."""
-    planned = _planned(folder, faults)
+def running_node(
+    folder: Path, faults: Sequence[str] = (), variants: Sequence[str] = ()
+) -> Iterator[Target]:
+    """A reference node with these faults and variants, and the target file pointing at it, for
+    the block."""
+    planned = _planned(folder, faults, variants)
     with running(planned):
         yield load_target(planned.target_file)
 

@@ -190,6 +190,7 @@ def start_env(
     lab: bool = False,
     ca_bundle: Path | None = None,
     rate_limit: int = 50,
+    variants: Sequence[str] = (),
 ) -> Env:
     """A provincial reference node (HTTPS with ``pki``, else plain HTTP) and its target; the
     target file names its parent (emulated) and not its child (down)."""
@@ -206,7 +207,7 @@ def start_env(
     assert target.neighbours is not None
     neighbours = start_neighbours(target.neighbours)
     try:
-        node = start(planned, faults)
+        node = start(planned, faults, variants)
     except BaseException:
         neighbours.stop()
         raise

@@ -111,19 +111,23 @@ def plan_node(
     return planned
 
 
-def start(planned: PlannedNode, faults: Sequence[str] = ()) -> RunningNode:
-    """The planned node started with these faults, listening, its target file pointed at it;
-    the caller stops it (``RunningNode.stop``)."""
-    node = start_node(planned.node_file, faults)
+def start(
+    planned: PlannedNode, faults: Sequence[str] = (), variants: Sequence[str] = ()
+) -> RunningNode:
+    """The planned node started with these faults and variants, listening, its target file
+    pointed at it; the caller stops it (``RunningNode.stop``)."""
+    node = start_node(planned.node_file, faults, variants=variants)
     planned.target["node"]["base_url"] = node.url
     write_file(planned.target_file, planned.target)
     return node
 
 
 @contextmanager
-def running(planned: PlannedNode, faults: Sequence[str] = ()) -> Iterator[RunningNode]:
+def running(
+    planned: PlannedNode, faults: Sequence[str] = (), variants: Sequence[str] = ()
+) -> Iterator[RunningNode]:
     """The planned node started (see ``start``) for the block, stopped after."""
-    node = start(planned, faults)
+    node = start(planned, faults, variants)
     try:
         yield node
     finally:
