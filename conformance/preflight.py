@@ -18,6 +18,7 @@ not as an ATS node is judged, not stopped.
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import time
@@ -137,7 +138,7 @@ def _steps(target: Target, client: NodeClient, result: Preflight, serving: bool)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if not _connect(result, host, port, target.timeouts.connect_s):
         return
-    if not _scheme(result, node.base_url, host, port, node.ca_bundle, target.timeouts.read_s):
+    if not _scheme(result, node.base_url, host, port, target.timeouts.read_s):
         return
     if node.is_https and not _tls(result, host, port, node.ca_bundle, target.timeouts.read_s):
         return
@@ -200,9 +201,7 @@ def _speaks_http(host: str, port: int, timeout_s: float) -> bool:
         return False
 
 
-def _scheme(
-    result: Preflight, base_url: str, host: str, port: int, ca: str | None, timeout_s: float
-) -> bool:
+def _scheme(result: Preflight, base_url: str, host: str, port: int, timeout_s: float) -> bool:
     tls = _speaks_tls(host, port, timeout_s)
     https = base_url.lower().startswith("https://")
     if https and tls is False and _speaks_http(host, port, timeout_s):
@@ -328,9 +327,11 @@ def _apps(result: Preflight, target: Target, client: NodeClient) -> None:
                 f"{cred.app_id}: GET {path} signed with its secret answered {ex.summary()}: "
                 "its secret in the target file does not match the node's"
             )
-            result.refused[name] = f"app {name} ({cred.app_id}) was refused at preflight: " + (
-                "its secret in the target file does not match the node's "
-                f"({ex.status} {ex.error_code or ''})".rstrip()
+            answer = f"{ex.status} {ex.error_code or ''}".rstrip()
+            result.refused[name] = (
+                f"the node refused app {name} ({cred.app_id}) at preflight ({answer}): its "
+                "secret in the target file does not match the node's, or the node's signature "
+                "check departs from ATS §3; this clause signs with it"
             )
             result.add(f"app {name}", Status.REFUSED, why)
             continue
@@ -410,8 +411,6 @@ def _family(host: str) -> socket.AddressFamily:
 
 
 def _json(body: bytes) -> Any:
-    import json
-
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
