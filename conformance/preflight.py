@@ -39,7 +39,7 @@ from conformance.target import Target
 # ATS-AUTH-04: a timestamp more than 300 s from the node's clock is refused.
 _CLOCK_LIMIT_S = 300.0
 _CLOCK_NOTE_S = 30.0
-_EXPIRY_NOTE_DAYS = 30
+_EXPIRY_NOTE_DAYS = 14
 # OpenSSL verification results that say the chain does not reach the given CA bundle.
 _UNTRUSTED = {2, 19, 20, 21}  # unable to get issuer, self-signed in chain, local issuer, leaf
 _EXPIRED = 10
@@ -191,20 +191,31 @@ def _speaks_tls(host: str, port: int, timeout_s: float) -> bool | None:
         return None
 
 
-def _speaks_http(host: str, port: int, timeout_s: float) -> bool:
-    """Whether the server at ``host:port`` answers a plain-HTTP request with an HTTP status line."""
+def _first_bytes(host: str, port: int, timeout_s: float) -> bytes | None:
+    """The first bytes the server at ``host:port`` sends back to a plain-HTTP health request;
+    None when it sends nothing within ``timeout_s``."""
+    request = f"GET /api/v1/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     try:
         with socket.create_connection((host, port), timeout=timeout_s) as sock:
-            sock.sendall(f"GET /api/v1/health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode("ascii"))
-            return sock.recv(16).startswith(b"HTTP/")
+            sock.sendall(request.encode("ascii"))
+            return sock.recv(16) or None
     except OSError:
-        return False
+        return None
 
 
 def _scheme(result: Preflight, base_url: str, host: str, port: int, timeout_s: float) -> bool:
     tls = _speaks_tls(host, port, timeout_s)
     https = base_url.lower().startswith("https://")
-    if https and tls is False and _speaks_http(host, port, timeout_s):
+    first = None if tls else _first_bytes(host, port, timeout_s)
+    if not https and first is None and tls is not True:
+        result.add(
+            "answer",
+            Status.STOP,
+            f"{host}:{port} accepts connections but nothing answers an HTTP request within "
+            f"{timeout_s:g} s: is the node up behind it?",
+        )
+        return False
+    if https and tls is not True and first is not None and first.startswith(b"HTTP/"):
         plain = "http://" + base_url[len("https://") :]
         result.add(
             "scheme",
