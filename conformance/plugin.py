@@ -296,8 +296,12 @@ class AtsSession:
     def run_preflight(self) -> str | None:
         """Runs the preflight, prints its lines and hands the refused apps to the client;
         answers the stopping item's line when the run must stop."""
+        selection = self.plan.selection
         self.preflight = run_preflight(
-            self.plan.target, neighbours_serving=self.provided_neighbours is not None
+            self.plan.target,
+            neighbours_serving=self.provided_neighbours is not None,
+            judging_auth=bool(selection)
+            and all(s == "AUTH" or s.startswith("ATS-AUTH-") for s in selection),
         )
         if not self.plan.quiet:
             for item in self.preflight.items:

@@ -4,6 +4,7 @@ is judged, not stopped."""
 
 from __future__ import annotations
 
+import copy
 import json
 import ssl
 import threading
@@ -14,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from harness_servers import closed_port, health_body, json_answer, serve, silent_port
 
 from conformance.cli import main
 from conformance.preflight import Status, run_preflight
 from conformance.reference.pki import make_authority
+from conformance.runner import embedded_target
 from conformance.target import load_target
 
 
@@ -155,3 +158,76 @@ def test_the_preflight_command_prints_one_line_per_item(
     assert lines[-1].startswith("preflight connect")
     assert " stop " in lines[-1]
     assert "would stop at preflight (connect)" in out.err
+
+
+# -- a real reference node: wrong secrets --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The embedded reference node 330000 and its target document, without neighbours (the
+    runs below judge chapters that need none)."""
+    workdir = tmp_path_factory.mktemp("reference")
+    with embedded_target(workdir, quiet=True) as (target_file, _):
+        document = yaml.safe_load(target_file.read_text(encoding="utf-8"))
+        document.pop("neighbours")
+        yield document
+
+
+def _with_secrets(document: dict[str, Any], folder: Path, names: tuple[str, ...]) -> Path:
+    changed = copy.deepcopy(document)
+    for name in names:
+        changed["apps"][name]["secret"] = "w" * 40  # well formed, not the node's
+    path = folder / "target.yaml"
+    path.write_text(yaml.safe_dump(changed), encoding="utf-8")
+    return path
+
+
+@pytest.mark.timeout(120)
+def test_a_wrong_secret_for_one_app_is_error_naming_it_never_fail(
+    tmp_path: Path, reference_target: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = _with_secrets(reference_target, tmp_path, ("consumer_b",))
+    reports = tmp_path / "r"
+    main(["run", "--target", str(target), "--report-dir", str(reports), "--only", "AUTH,SUB,NODE",
+          "--load", "off", "-q"])  # fmt: skip
+    capsys.readouterr()
+    document = json.loads((reports / "report.json").read_text(encoding="utf-8"))
+    refused = [i for i in document["preflight"] if i["item"] == "app consumer_b"]
+    assert refused[0]["status"] == "refused"
+    clauses = {c["id"]: c for c in document["clauses"]}
+    assert not [c["id"] for c in clauses.values() if c["verdict"] == "FAIL"]
+    errors = [c for c in clauses.values() if c["verdict"] == "ERROR"]
+    assert errors
+    assert all("consumer_b" in c["reason"] for c in errors), errors
+    assert clauses["ATS-AUTH-06"]["verdict"] == "PASS"
+    assert "w" * 40 not in (reports / "report.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.timeout(120)
+def test_every_app_refused_stops_the_run_and_says_both_causes(
+    tmp_path: Path, reference_target: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = _with_secrets(reference_target, tmp_path, tuple(reference_target["apps"]))
+    document, _ = _run_stopped(target, tmp_path / "r", capsys)
+    reason = document["stopped"]["reason"]
+    assert document["stopped"]["at"] == "apps"
+    assert "secrets" in reason
+    assert "ATS §3" in reason
+    assert "--only AUTH" in reason
+
+
+@pytest.mark.timeout(120)
+def test_only_auth_judges_the_node_whatever_the_secrets(
+    tmp_path: Path, reference_target: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The way out the stopping line names: chapter AUTH alone is judged, not stopped.
+    target = _with_secrets(reference_target, tmp_path, tuple(reference_target["apps"]))
+    reports = tmp_path / "r"
+    status = main(["run", "--target", str(target), "--report-dir", str(reports),
+                   "--only", "AUTH-06", "--load", "off", "-q"])  # fmt: skip
+    capsys.readouterr()
+    document = json.loads((reports / "report.json").read_text(encoding="utf-8"))
+    assert document["stopped"] is None
+    assert status == 1
+    assert [c["verdict"] for c in document["clauses"] if c["id"] == "ATS-AUTH-06"] == ["FAIL"]
