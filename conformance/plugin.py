@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -434,8 +434,11 @@ class AtsSession:
                 exit_status(self.report.verdict), int(self.own_tests_failed > 0)
             )
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """Plain pytest ends like `conformance run`: the verdict, then the report paths."""
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
+        """Plain pytest ends like `conformance run`: the verdict, then the report paths, after
+        pytest's own summary (this wrapper is outermost)."""
+        yield
         if self.report is None:
             return
         terminalreporter.write_sep("=", "ATS conformance run")
