@@ -73,6 +73,8 @@ class Behaviour:
     code: str = "INTERNAL_ERROR"
     retry_after: str | None = None
     loop_url: str | None = None
+    # The CA bundle that verifies ``loop_url`` over HTTPS (the target's ``node.ca_bundle``).
+    loop_ca: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -152,6 +154,9 @@ class EmulatedNeighbour:
     _stopping: threading.Event = field(default_factory=threading.Event)
     # The candidate's answers (status, error code) to the queries a ``loop`` neighbour sent back.
     loop_answers: list[tuple[int, str | None]] = field(default_factory=list)
+    # Why a query could not be sent back at all: the tester's transport, never the candidate's
+    # answer (a check reads these as ERROR naming the exception).
+    loop_errors: list[str] = field(default_factory=list)
     # The nonces of the candidate's verified requests, by when they were first used, oldest first.
     _nonces: dict[str, float] = field(default_factory=dict)
 
@@ -344,8 +349,11 @@ class EmulatedNeighbour:
                     data=body,
                     headers=headers,
                     timeout=(3, _LOOP_TIMEOUT_S),
+                    verify=behaviour.loop_ca or True,
                 )
-        except requests.RequestException:
+        except requests.RequestException as exc:
+            with self._lock:
+                self.loop_errors.append(f"{type(exc).__name__}: {exc}")
             return 502, {}, b'{"code": "UPSTREAM_UNAVAILABLE", "message": "loop", "request_id": ""}'
         try:
             code = answer.json().get("code")
