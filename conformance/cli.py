@@ -424,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-out", default="target.yaml", help="where the topology writes its target file"
     )
     serve.add_argument("--workdir", help="folder for the nodes' databases and logs")
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the topology over HTTPS with a private CA (workdir/ca.pem) and a plain-HTTP "
+        "port per node (ATS-SEC-06); its target file is not a lab run",
+    )
     serve.set_defaults(handler=_serve)
 
     run = commands.add_parser("run", help="certify a node and write the reports")

@@ -171,11 +171,14 @@ def full_load_estimate_s(plan: Plan) -> float:
     total = 0.0
     for planned in plan.clauses:
         params = planned.clause.params
-        if planned.runs and planned.clause.chapter == "PERF" and "window_s" in params:
+        if not planned.runs or planned.clause.chapter != "PERF":
+            continue
+        if "window_s" in params:
             total += float(params.get("warmup_s", 0)) + float(params["window_s"])
-    steps = load_load_profile().stepped.get("full")
-    if steps is not None:
-        total += len(steps.factors) * (steps.warmup_s + steps.window_s)
+        if "load_profile" in params:
+            steps = load_load_profile(str(params["load_profile"])).stepped.get("full")
+            if steps is not None:
+                total += len(steps.factors) * (steps.warmup_s + steps.window_s)
     return total
 
 

@@ -78,6 +78,8 @@ class NeighbourSpec:
     node_id: str
     at_candidate: AppCredential
     candidate: AppCredential
+    # A real neighbour's base URL when it is not plain HTTP at ``listen`` (live mode over HTTPS).
+    base_url: str | None = None
 
     @property
     def host(self) -> str:
@@ -91,8 +93,9 @@ class NeighbourSpec:
 
     @property
     def url(self) -> str:
-        """The plain-HTTP URL the candidate is configured to call."""
-        return f"http://{self.listen}"
+        """The URL the candidate is configured to call: ``url`` in the file, else plain HTTP
+        at ``listen``."""
+        return self.base_url or f"http://{self.listen}"
 
 
 @dataclass(frozen=True)
@@ -297,7 +300,7 @@ def _node(reader: _Reader, value: Any, folder: Path) -> NodeSpec:
 def _neighbour(reader: _Reader, value: Any, role: str, member: str = "") -> NeighbourSpec:
     place = f"neighbours.{member or role}"
     own = "as_parent" if role == "parent" else "as_child"
-    data = reader.mapping(value, place, ("listen", "node_id", own, "candidate"))
+    data = reader.mapping(value, place, ("listen", "node_id", own, "candidate", "url"))
     for key in ("listen", "node_id", own, "candidate"):
         if key not in data:
             raise reader.fail(f"{place}.{key}", "is missing")
@@ -312,6 +315,7 @@ def _neighbour(reader: _Reader, value: Any, role: str, member: str = "") -> Neig
         node_id=node_id,
         at_candidate=reader.credential(data[own], f"{place}.{own}"),
         candidate=reader.credential(data["candidate"], f"{place}.candidate"),
+        base_url=_optional_url(reader, data.get("url"), f"{place}.url"),
     )
 
 
