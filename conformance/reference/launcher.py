@@ -46,6 +46,8 @@ from conformance.topology import (
     write_file,
 )
 
+# Where `conformance serve` writes the topology's target file unless told otherwise.
+_TOPOLOGY_TARGET = "target.yaml"
 _SYNC_TIMEOUT_S = 20.0
 _POLL_S = 0.05
 
@@ -285,7 +287,9 @@ def serve(args: argparse.Namespace) -> int:
     if args.node:
         from conformance.reference.__main__ import run_node
 
-        return run_node(args.node, tuple(args.fault), tuple(args.variant))
+        # The target file is written only where asked (the default names the topology's).
+        target_out = args.target_out if args.target_out != _TOPOLOGY_TARGET else None
+        return run_node(args.node, tuple(args.fault), tuple(args.variant), target_out)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ats-topology-"))
     plan = load_plan("topology")
     stop = threading.Event()
