@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -166,7 +167,7 @@ class EmulatedNeighbour:
         if self._server is None:
             return self.spec.url
         port = self._server.server_address[1]
-        return f"http://{self.spec.host}:{port}"
+        return f"{'https' if self.spec.cert else 'http'}://{self.spec.host}:{port}"
 
     @property
     def serving(self) -> bool:
@@ -179,6 +180,16 @@ class EmulatedNeighbour:
         self._stopping.clear()
         self._server = ThreadingHTTPServer((self.spec.host, self.spec.port), handler)
         self._server.daemon_threads = True
+        if self.spec.cert and self.spec.key:
+            # A candidate wired to https:// reaches its emulated neighbour over TLS 1.2 or newer
+            # (ATS-SEC-01 binds the neighbour too). The handshake runs in the request's thread,
+            # so a client that never completes it cannot block the accept loop.
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(self.spec.cert, self.spec.key)
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},

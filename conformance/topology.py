@@ -228,9 +228,9 @@ def node_files(
 ) -> dict[str, dict[str, Any]]:
     """The node file of every started slot, keyed by node id, with fresh random secrets.
 
-    ``scheme`` is how the started nodes call each other (``https`` for an HTTPS topology, whose
-    node files then get their ``tls`` member from ``launcher``); an emulated slot is always
-    called over plain HTTP, where the suite emulates it.
+    ``scheme`` is how the nodes call each other (``https`` for an HTTPS topology, whose node
+    files then get their ``tls`` member from ``launcher``, and whose emulated slots the suite
+    serves over HTTPS with a certificate of the same CA).
 
     Every neighbour pair is wired both ways: the child's ``node`` app at the parent is the
     child's ``parent`` credential, and the parent's ``node`` app at the child is the parent's
@@ -269,7 +269,7 @@ def node_files(
                     "node_id": n.node_id,
                     "name": n.name,
                     "level": n.level,
-                    "url": f"{'http' if n.emulated else scheme}://{host}:{ports[n.node_id]}",
+                    "url": f"{scheme}://{host}:{ports[n.node_id]}",
                     "app_id": f"node-{n.parent}",
                     "secret": down,
                 }

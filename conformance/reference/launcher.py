@@ -114,7 +114,7 @@ class Topology:
     def target(self, candidate: str | None = None) -> dict[str, Any]:
         """The target file (DESIGN "Target file") certifying `candidate` with real neighbours."""
         me = candidate or self.plan.candidate
-        return target_document(
+        document = target_document(
             self.plan,
             self.configs,
             me,
@@ -122,6 +122,13 @@ class Topology:
             folder=self.workdir,
             ca_bundle=str(self.ca_bundle) if self.ca_bundle else None,
         )
+        if self.ca_bundle is not None:
+            # The suite serves an emulated slot over HTTPS with the certificate made for it.
+            for member in document.get("neighbours", {}).values():
+                if isinstance(member, dict) and self.plan.node(member["node_id"]).emulated:
+                    stem = self.workdir / f"node-{member['node_id']}"
+                    member["tls"] = {"cert": f"{stem}.pem", "key": f"{stem}.key"}
+        return document
 
     def write_target(self, path: str | Path, candidate: str | None = None) -> Path:
         """The target file is written at `path` (created with owner-only permissions)."""
@@ -176,7 +183,7 @@ def start_topology(
     scheme = "https" if tls else "http"
     ports = plan_ports(plan, host, base_port)
     configs = node_files(plan, host, ports, seeds=seeds, scheme=scheme)
-    ca_bundle = _secure(folder, host, configs) if tls else None
+    ca_bundle = _secure(folder, host, configs, plan) if tls else None
     topology = Topology(folder, plan, configs, ca_bundle=ca_bundle)
     spawned: list[Spawned] = []
     try:
@@ -200,7 +207,7 @@ def start_topology(
     return topology
 
 
-def _secure(folder: Path, host: str, configs: Mapping[str, dict[str, Any]]) -> Path:
+def _secure(folder: Path, host: str, configs: Mapping[str, dict[str, Any]], plan: Plan) -> Path:
     """Makes the private CA of an HTTPS topology and a certificate per node; adds each node's
     `tls` member (certificate, key, a plain-HTTP port) to its node file; answers `ca.pem`."""
     from conformance.reference.pki import make_authority
@@ -211,6 +218,10 @@ def _secure(folder: Path, host: str, configs: Mapping[str, dict[str, Any]]) -> P
     for (node_id, config), port in zip(configs.items(), plain, strict=True):
         cert, key = authority.issue(folder, f"node-{node_id}", hosts)
         config["tls"] = {"cert": str(cert), "key": str(key), "http_listen": f"{host}:{port}"}
+    # The emulated slots too: the suite serves them over HTTPS where their parent calls them.
+    for slot in plan.nodes:
+        if slot.emulated:
+            authority.issue(folder, f"node-{slot.node_id}", hosts)
     return authority.cert_path
 
 

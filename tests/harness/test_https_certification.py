@@ -34,6 +34,10 @@ def test_the_served_target_file_is_https_with_the_private_ca(
     assert node["http_url"].startswith("http://")
     assert document["lab"] is False
     assert document["neighbours"]["parent"]["url"].startswith("https://")
+    # The suite serves the emulated child over HTTPS too, where the candidate calls it.
+    spare = document["neighbours"]["emulated_child"]
+    assert Path(spare["tls"]["cert"]).is_file()
+    assert spare["url"].startswith("https://")
 
 
 @pytest.mark.timeout(900)
