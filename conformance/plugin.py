@@ -494,7 +494,7 @@ class AtsSession:
             elif result is None and self.stopped:
                 # A run that stopped (preflight, interruption) is INCOMPLETE: what it never
                 # reached is not run, not the node's ERROR.
-                reason = f"not run: the run stopped at {self.stopped['stage']} before this clause"
+                reason = f"not run: the run stopped ({self.stopped['stage']}) before this clause"
                 result = _result(planned.clause, Verdict.SKIP, reason, 0.0, None, SkipCause.NOT_RUN)
             elif result is None:
                 # Planned to run but never reported: the run stopped early (-x, a crash).

@@ -62,10 +62,7 @@ def render_summary(report: RunReport) -> str:
             else []
         ),
         *(
-            [
-                f"- stopped at {report.stopped.get('stage')} ({report.stopped.get('at')}): "
-                f"{_cell(report.stopped.get('reason', ''))}"
-            ]
+            [f"- {report.stop_text()}: {_cell(report.stopped.get('reason', ''))}"]
             if report.stopped
             else []
         ),

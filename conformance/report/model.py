@@ -203,6 +203,16 @@ class RunReport:
             return RunVerdict.INCOMPLETE
         return decide_verdict(self.clauses, lab=self.lab, partial=self.partial)
 
+    def stop_text(self) -> str:
+        """Where the run stopped: "stopped at preflight (connect)", "interrupted before
+        ATS-CAT-02"; empty for a run that finished."""
+        if not self.stopped:
+            return ""
+        at = self.stopped.get("at", "")
+        if self.stopped.get("stage") == "interrupted":
+            return f"interrupted before {at}"
+        return f"stopped at {self.stopped.get('stage', '')} ({at})"
+
     def to_certify(self) -> list[str]:
         """What a certification of this node would need that this run did not have: empty for
         a run that could certify."""
@@ -255,10 +265,8 @@ class RunReport:
         verdict = self.verdict
         counts = self.counts
         if self.stopped:
-            stage = self.stopped.get("stage", "")
-            where = self.stopped.get("at", "")
             return (
-                f"{verdict.value}: stopped at {stage} ({where}): {self.stopped.get('reason', '')}"
+                f"{verdict.value}: {self.stop_text()}: {self.stopped.get('reason', '')}"
                 f"; {counts['PASS']} passed, {counts['FAIL']} failed, {counts['ERROR']} errors "
                 "before it; no verdict on the node"
             )

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 import ssl
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -231,3 +235,41 @@ def test_only_auth_judges_the_node_whatever_the_secrets(
     assert document["stopped"] is None
     assert status == 1
     assert [c["verdict"] for c in document["clauses"] if c["id"] == "ATS-AUTH-06"] == ["FAIL"]
+
+
+# -- an interrupted run ----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_an_interrupted_run_is_incomplete_and_says_where(tmp_path: Path) -> None:
+    # Issue 16: SIGTERM in the middle of the embedded run gives INCOMPLETE, exit 2, and the
+    # reports say where it stopped; the clauses it never reached are not run, not ERROR.
+    reports = tmp_path / "r"
+    command = [sys.executable, "-m", "conformance.cli", "run", "--load", "off",
+               "--report-dir", str(reports)]  # fmt: skip
+    log = tmp_path / "run.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "ATS-CAT-01" not in log.read_text("utf-8", "replace"):
+            assert process.poll() is None, log.read_text("utf-8", "replace")
+            assert time.monotonic() < deadline, "the run did not reach chapter CAT"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert status == 2, log.read_text("utf-8", "replace")
+    document = json.loads((reports / "report.json").read_text(encoding="utf-8"))
+    assert document["verdict"] == "INCOMPLETE"
+    assert document["stopped"]["stage"] == "interrupted"
+    assert document["stopped"]["at"].startswith("ATS-")
+    not_run = [c for c in document["clauses"] if c.get("skip_cause") == "not_run"]
+    assert not_run
+    errors = [c for c in document["clauses"] if c["verdict"] == "ERROR"]
+    assert not [c for c in errors if c["reason"].startswith("not run")]
+    summary = (reports / "summary.md").read_text(encoding="utf-8")
+    assert f"interrupted before {document['stopped']['at']}" in summary
