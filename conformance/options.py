@@ -116,7 +116,7 @@ class RunOptions:
         False,
         Flags(
             "also the long probes a default run leaves out (ATS-AUTH-05: a nonce replayed after "
-            "590 s); about 10 minutes more",
+            "590 s); about 10 minutes more (default: off)",
             cli=("--thorough",),
             pytest=("--ats-thorough", "--thorough"),
         ),
@@ -124,7 +124,8 @@ class RunOptions:
     waivers: str | None = _option(
         None,
         Flags(
-            "waivers file signed by the authority (accepted FAILs); with --authority-pubkey",
+            "waivers file signed by the authority (accepted FAILs); with --authority-pubkey "
+            "(default: none)",
             cli=("--waivers",),
             pytest=("--ats-waivers",),
             metavar="FILE",
@@ -133,7 +134,7 @@ class RunOptions:
     authority_pubkey: str | None = _option(
         None,
         Flags(
-            "the authority's public key: only waivers it signed apply",
+            "the authority's public key: only waivers it signed apply (default: none)",
             cli=("--authority-pubkey",),
             pytest=("--ats-authority-pubkey",),
             metavar="FILE",

@@ -4,6 +4,7 @@ is judged, not stopped."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import signal
@@ -22,7 +23,7 @@ import pytest
 import yaml
 from harness_servers import closed_port, health_body, json_answer, serve, silent_port
 
-from conformance.cli import main
+from conformance.cli import build_parser, main
 from conformance.preflight import Status, run_preflight
 from conformance.reference.pki import make_authority
 from conformance.runner import embedded_target
@@ -273,3 +274,16 @@ def test_an_interrupted_run_is_incomplete_and_says_where(tmp_path: Path) -> None
     assert not [c for c in errors if c["reason"].startswith("not run")]
     summary = (reports / "summary.md").read_text(encoding="utf-8")
     assert f"interrupted before {document['stopped']['at']}" in summary
+
+
+def test_run_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 16: every option of `conformance run --help` states its default.
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    run = commands.choices["run"]
+    shown = [a for a in run._actions if a.help and a.help != argparse.SUPPRESS]
+    for action in shown:
+        if "-h" not in action.option_strings:
+            assert "default" in action.help, action.option_strings
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "about 20 minutes" in " ".join(capsys.readouterr().out.split())
