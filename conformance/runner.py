@@ -214,6 +214,7 @@ def pytest_arguments(report_dir: Path, home: Path, extra: Sequence[str] = ()) ->
 def render_summary(report: RunReport, report_dir: Path, elapsed_s: float) -> str:
     """The one-screen summary: verdict, counts, findings, elapsed time and report paths."""
     lines = ["", report.headline(), f"elapsed {elapsed_s:.1f} s"]
+    lines += [f"a certification would need: {need}" for need in report.to_certify()]
     findings = [r for r in report.clauses if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
     for result in findings[:_SHOWN_FINDINGS]:
         lines.append(

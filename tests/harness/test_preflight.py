@@ -89,6 +89,7 @@ def test_nothing_listening_stops_the_run(
     assert document["stopped"]["at"] == "connect"
     assert "nothing answers" in document["stopped"]["reason"]
     assert "INCOMPLETE: stopped at preflight (connect)" in out
+    assert "a certification would need: a run that finishes" in out
 
 
 @pytest.mark.timeout(60)
