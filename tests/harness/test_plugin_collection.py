@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import target_document
+import yaml
 from harness_servers import closed_port, serve
 
 from conformance.profile import load_profile
@@ -161,9 +161,10 @@ def test_plain_pytest_counts_the_clauses_and_ends_with_the_verdict(
 def test_plain_pytest_configuration_errors_exit_2_in_one_line(
     tmp_path: Path, write_target: Callable[..., Path]
 ) -> None:
-    apps = target_document("http://127.0.0.1:1")["apps"]
-    apps["consumer"]["secret"] = "${ATS_UNSET_SECRET_FOR_TEST}"
-    target = write_target(closed_port(), apps=apps)
+    target = write_target(closed_port())
+    document = yaml.safe_load(target.read_text(encoding="utf-8"))
+    document["apps"]["consumer"]["secret"] = "${ATS_UNSET_SECRET_FOR_TEST}"
+    target.write_text(yaml.safe_dump(document), encoding="utf-8")
     done = pytest_in(tmp_path, "--target", str(target), "-n", "0")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "ATS_UNSET_SECRET_FOR_TEST" in done.stdout + done.stderr
