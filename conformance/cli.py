@@ -51,6 +51,24 @@ def _run(args: argparse.Namespace) -> int:
     return run(RunOptions.from_cli(args))
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    from conformance.preflight import run_preflight
+    from conformance.target import TargetError, load_target
+
+    try:
+        target = load_target(args.target)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    result = run_preflight(target)
+    for item in result.items:
+        print(item.line())
+    stop = result.stop
+    if stop is not None:
+        print(f"conformance: a run would stop at preflight ({stop.name})", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _load(args: argparse.Namespace) -> int:
     from conformance.runner import run
 
@@ -406,11 +424,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-out", default="target.yaml", help="where the topology writes its target file"
     )
     serve.add_argument("--workdir", help="folder for the nodes' databases and logs")
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the topology over HTTPS with a private CA (workdir/ca.pem) and a plain-HTTP "
+        "port per node (ATS-SEC-06); its target file is not a lab run",
+    )
     serve.set_defaults(handler=_serve)
 
     run = commands.add_parser("run", help="certify a node and write the reports")
     add_cli_arguments(run)
     run.set_defaults(handler=_run)
+
+    preflight = commands.add_parser(
+        "preflight", help="check what a run stands on (address, TLS, apps, resources) and stop"
+    )
+    preflight.add_argument("--target", required=True, metavar="FILE", help="target file")
+    preflight.set_defaults(handler=_preflight)
 
     load = commands.add_parser("load", help="run only the load stage (ATS-PERF) against a node")
     load.add_argument("--target", required=True, metavar="FILE", help="target file")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -73,6 +74,8 @@ class Behaviour:
     code: str = "INTERNAL_ERROR"
     retry_after: str | None = None
     loop_url: str | None = None
+    # The CA bundle that verifies ``loop_url`` over HTTPS (the target's ``node.ca_bundle``).
+    loop_ca: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -152,6 +155,9 @@ class EmulatedNeighbour:
     _stopping: threading.Event = field(default_factory=threading.Event)
     # The candidate's answers (status, error code) to the queries a ``loop`` neighbour sent back.
     loop_answers: list[tuple[int, str | None]] = field(default_factory=list)
+    # Why a query could not be sent back at all: the tester's transport, never the candidate's
+    # answer (a check reads these as ERROR naming the exception).
+    loop_errors: list[str] = field(default_factory=list)
     # The nonces of the candidate's verified requests, by when they were first used, oldest first.
     _nonces: dict[str, float] = field(default_factory=dict)
 
@@ -161,7 +167,7 @@ class EmulatedNeighbour:
         if self._server is None:
             return self.spec.url
         port = self._server.server_address[1]
-        return f"http://{self.spec.host}:{port}"
+        return f"{'https' if self.spec.cert else 'http'}://{self.spec.host}:{port}"
 
     @property
     def serving(self) -> bool:
@@ -174,6 +180,16 @@ class EmulatedNeighbour:
         self._stopping.clear()
         self._server = ThreadingHTTPServer((self.spec.host, self.spec.port), handler)
         self._server.daemon_threads = True
+        if self.spec.cert and self.spec.key:
+            # A candidate wired to https:// reaches its emulated neighbour over TLS 1.2 or newer
+            # (ATS-SEC-01 binds the neighbour too). The handshake runs in the request's thread,
+            # so a client that never completes it cannot block the accept loop.
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(self.spec.cert, self.spec.key)
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -344,8 +360,11 @@ class EmulatedNeighbour:
                     data=body,
                     headers=headers,
                     timeout=(3, _LOOP_TIMEOUT_S),
+                    verify=behaviour.loop_ca or True,
                 )
-        except requests.RequestException:
+        except requests.RequestException as exc:
+            with self._lock:
+                self.loop_errors.append(f"{type(exc).__name__}: {exc}")
             return 502, {}, b'{"code": "UPSTREAM_UNAVAILABLE", "message": "loop", "request_id": ""}'
         try:
             code = answer.json().get("code")

@@ -55,8 +55,8 @@ class RunOptions:
     target: str | None = _option(
         None,
         Flags(
-            "target file to certify; without it `conformance run` certifies the embedded "
-            "topology and the pytest plugin stays inert",
+            "target file to certify (default: none: `conformance run` certifies the embedded "
+            "topology, a lab run, and the pytest plugin stays inert)",
             cli=("--target",),
             pytest=("--target", "--ats-target"),
             metavar="FILE",
@@ -84,7 +84,8 @@ class RunOptions:
     only: tuple[str, ...] = _option(
         (),
         Flags(
-            "run only these chapters or clauses (repeatable); never a certification",
+            "run only these chapters or clauses, several at once comma-separated "
+            "(AUTH,CAT-01; repeatable); never a certification (default: every clause)",
             cli=("--only",),
             pytest=("--ats-only", "--only"),
             metavar="CHAPTER|CLAUSE",
@@ -94,8 +95,9 @@ class RunOptions:
     load: str | None = _option(
         None,
         Flags(
-            "load stage: off, smoke (never a certification) or full; default: full with a "
-            "target file, smoke for the embedded topology",
+            "load stage: off, smoke (about a minute, never a certification) or full (about 20 "
+            "minutes, what a certification needs); default: full with a target file, smoke "
+            "for the embedded topology",
             cli=("--load",),
             pytest=("--ats-load", "--load"),
             choices=LOAD_MODES,
@@ -104,7 +106,8 @@ class RunOptions:
     lab: bool = _option(
         False,
         Flags(
-            "lab run (plain HTTP, ATS §11): LAB_CONFORMANT at best, never a certification",
+            "lab run (plain HTTP, ATS §11): LAB_CONFORMANT at best, never a certification "
+            "(default: the target file's lab member)",
             cli=("--lab",),
             pytest=("--ats-lab",),
         ),
@@ -113,7 +116,7 @@ class RunOptions:
         False,
         Flags(
             "also the long probes a default run leaves out (ATS-AUTH-05: a nonce replayed after "
-            "590 s); about 10 minutes more",
+            "590 s); about 10 minutes more (default: off)",
             cli=("--thorough",),
             pytest=("--ats-thorough", "--thorough"),
         ),
@@ -121,7 +124,8 @@ class RunOptions:
     waivers: str | None = _option(
         None,
         Flags(
-            "waivers file signed by the authority (accepted FAILs); with --authority-pubkey",
+            "waivers file signed by the authority (accepted FAILs); with --authority-pubkey "
+            "(default: none)",
             cli=("--waivers",),
             pytest=("--ats-waivers",),
             metavar="FILE",
@@ -130,7 +134,7 @@ class RunOptions:
     authority_pubkey: str | None = _option(
         None,
         Flags(
-            "the authority's public key: only waivers it signed apply",
+            "the authority's public key: only waivers it signed apply (default: none)",
             cli=("--authority-pubkey",),
             pytest=("--ats-authority-pubkey",),
             metavar="FILE",
@@ -157,7 +161,7 @@ class RunOptions:
     quiet: bool = _option(
         False,
         Flags(
-            "no progress lines, only the summary",
+            "no preflight or progress lines, only the summary (default: off)",
             cli=("-q", "--quiet"),
             pytest=("--ats-quiet",),
         ),
@@ -168,7 +172,11 @@ class RunOptions:
     )
     pytest_arg: tuple[str, ...] = _option(
         (),
-        Flags("extra argument handed to pytest (repeatable)", cli=("--pytest-arg",), metavar="ARG"),
+        Flags(
+            "extra argument handed to pytest (repeatable; default: none)",
+            cli=("--pytest-arg",),
+            metavar="ARG",
+        ),
     )
 
     @property

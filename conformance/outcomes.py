@@ -59,6 +59,9 @@ class RunVerdict(StrEnum):
     CERTIFIED_WITH_FINDINGS = "CERTIFIED_WITH_FINDINGS"
     LAB_CONFORMANT = "LAB_CONFORMANT"
     NOT_CERTIFIED = "NOT_CERTIFIED"
+    # The run stopped before judging every clause (preflight, Ctrl-C, SIGTERM): no verdict on
+    # the node at all, whatever the clauses judged so far.
+    INCOMPLETE = "INCOMPLETE"
 
 
 class SkipCause(StrEnum):
@@ -68,6 +71,7 @@ class SkipCause(StrEnum):
     NOT_IMPLEMENTED = "not_implemented"  # no check exists for the clause
     NOT_SELECTED = "not_selected"  # outside --only, or deselected by pytest options
     NOT_ASSESSED = "not_assessed"  # applies, but this run lacks what assessing it needs
+    NOT_RUN = "not_run"  # the run stopped before it (preflight, interruption): INCOMPLETE
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,9 @@ def decide(assess: Callable[[], object], *, passed: str = "") -> Decision:
 
 
 def exit_status(verdict: RunVerdict) -> int:
-    """The exit status of a run that reached a verdict: 1 for NOT_CERTIFIED; 0 for CERTIFIED,
+    """The exit status of a run: 1 for NOT_CERTIFIED (the node is broken); 2 for INCOMPLETE
+    (the run could not judge it: stopped by preflight or interrupted); 0 for CERTIFIED,
     CERTIFIED_WITH_FINDINGS or LAB_CONFORMANT."""
+    if verdict is RunVerdict.INCOMPLETE:
+        return 2
     return 1 if verdict is RunVerdict.NOT_CERTIFIED else 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from conformance.masking import ANY_RUN
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.options import RunOptions, add_pytest_options
 from conformance.outcomes import Inconclusive, SkipCause, Verdict, decide, exit_status
+from conformance.preflight import Preflight, run_preflight
 from conformance.profile import Clause, ProfileError
 from conformance.report import write_reports
 from conformance.report.allure_results import finish_allure_results
@@ -69,12 +70,29 @@ def pytest_configure(config: pytest.Config) -> None:
     if provided is None:
         if not config.getoption("ats_target", None):
             return
+        # A configuration error exits 2 as under `conformance run`, in one line (a UsageError
+        # would exit 4 with pytest's usage banner).
+        if _xdist_requested(config):
+            pytest.exit(
+                "conformance: a conformance run cannot be spread over pytest-xdist workers (the "
+                "emulated neighbours and the reports belong to one process): drop -n",
+                returncode=2,
+            )
         try:
             provided = ProvidedRun(build_plan(RunOptions.from_pytest(config.getoption)))
         except (TargetError, ProfileError, PlanError) as exc:
-            raise pytest.UsageError(str(exc)) from None
+            pytest.exit(f"conformance: {exc}", returncode=2)
     session = AtsSession(config, provided.plan, provided_neighbours=provided.neighbours)
     config.pluginmanager.register(session, "ats_session")
+
+
+def _xdist_requested(config: pytest.Config) -> bool:
+    """pytest-xdist is asked for (``-n N`` other than 0, or ``--dist``) in the controller."""
+    if hasattr(config, "workerinput"):
+        return False
+    workers = getattr(config.option, "numprocesses", None)
+    dist = getattr(config.option, "dist", "no")
+    return bool(workers) or (dist not in (None, "no"))
 
 
 def _ats_session(config: pytest.Config) -> AtsSession:
@@ -192,6 +210,9 @@ class AtsSession:
     _out: TextIO = field(default_factory=lambda: sys.__stdout__ or sys.stdout)
     report: RunReport | None = None
     paths: dict[str, Path] = field(default_factory=dict)
+    preflight: Preflight | None = None
+    # Why the run stopped before judging every clause ({"stage", "at", "reason"}), if it did.
+    stopped: dict[str, str] = field(default_factory=dict)
 
     @property
     def controller(self) -> bool:
@@ -247,9 +268,20 @@ class AtsSession:
             )
             for p in self.plan.clauses
         ]
+        # The clause items count as collected (the header says "64 items", not "0 items").
+        config.hook.pytest_collectreport(
+            report=pytest.CollectReport(session.nodeid, "passed", None, list(clause_items))
+        )
         left_out = [i for i in clause_items if not i.planned.runs]
         if left_out:
             config.hook.pytest_deselected(items=left_out)
+        if self.controller and not config.option.collectonly:
+            stop = self.run_preflight()
+            if stop is not None:
+                # Nothing is judged on a run its preflight stopped: INCOMPLETE, exit status 2.
+                config.hook.pytest_deselected(items=[i for i in clause_items if i.planned.runs])
+                items[:] = []
+                return
         # A clause whose check compares the start of the run with its end (ATS-AUD-03 re-reads
         # the audit events read early) says `run_last` in its parameters; the report keeps the
         # standard's order whatever the order of execution.
@@ -258,6 +290,28 @@ class AtsSession:
             key=lambda i: bool(i.planned.clause.params.get("run_last", False)),
         )
         items[:] = [*running, *items]
+
+    # -- preflight ---------------------------------------------------------------------
+
+    def run_preflight(self) -> str | None:
+        """Runs the preflight, prints its lines and hands the refused apps to the client;
+        answers the stopping item's line when the run must stop."""
+        selection = self.plan.selection
+        self.preflight = run_preflight(
+            self.plan.target,
+            neighbours_serving=self.provided_neighbours is not None,
+            judging_auth=bool(selection)
+            and all(s == "AUTH" or s.startswith("ATS-AUTH-") for s in selection),
+        )
+        if not self.plan.quiet:
+            for item in self.preflight.items:
+                self._print(item.line())
+        self.client.refuse(self.preflight.refused)
+        stop = self.preflight.stop
+        if stop is None:
+            return None
+        self.stopped = {"stage": "preflight", "at": stop.name, "reason": stop.detail}
+        return stop.line()
 
     # -- running -----------------------------------------------------------------------
 
@@ -301,6 +355,8 @@ class AtsSession:
         )
 
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        if self.stopped:
+            return  # clauses a stopped run never reached are not run, not deselected
         self.deselected.update(i.name for i in items if isinstance(i, ClauseItem))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -360,15 +416,48 @@ class AtsSession:
             self._client.close()
         if not report:
             return
+        if exitstatus == pytest.ExitCode.INTERRUPTED and not self.stopped:
+            self.stopped = {
+                "stage": "interrupted",
+                "at": self._first_not_run(),
+                "reason": "the run was interrupted (Ctrl-C, SIGTERM or a stop request)",
+            }
         self.report = self.assemble(created=created)
         self.paths = write_reports(self.report, self.plan.report_dir)
         alluredir = self.config.getoption("allure_report_dir", None)
         if alluredir:
             finish_allure_results(Path(alluredir), self.report)
-        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        if self.stopped:
+            session.exitstatus = exit_status(self.report.verdict)
+        elif session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = max(
                 exit_status(self.report.verdict), int(self.own_tests_failed > 0)
             )
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
+        """Plain pytest ends like `conformance run`: the verdict, then the report paths, after
+        pytest's own summary (this wrapper is outermost)."""
+        yield
+        if self.report is None:
+            return
+        terminalreporter.write_sep("=", "ATS conformance run")
+        terminalreporter.write_line(self.report.headline())
+        for need in self.report.to_certify():
+            terminalreporter.write_line(f"a certification would need: {need}")
+        for path in self.paths.values():
+            terminalreporter.write_line(f"  {path}")
+
+    def _first_not_run(self) -> str:
+        """The first clause the run planned and never judged (where it stopped)."""
+        return next(
+            (
+                p.clause.id
+                for p in self.plan.clauses
+                if p.runs and p.clause.id not in self.results and p.clause.id not in self.deselected
+            ),
+            "the end",
+        )
 
     def _created_subscriptions(self) -> list[dict[str, Any]]:
         """The subscriptions the run created, as the node's admin reads them at the end: what
@@ -402,8 +491,13 @@ class AtsSession:
                 reason = planned.skip or "not selected (deselected by pytest options)"
                 cause = planned.skip_cause or SkipCause.NOT_SELECTED
                 result = _result(planned.clause, Verdict.SKIP, reason, 0.0, None, cause)
+            elif result is None and self.stopped:
+                # A run that stopped (preflight, interruption) is INCOMPLETE: what it never
+                # reached is not run, not the node's ERROR.
+                reason = f"not run: the run stopped ({self.stopped['stage']}) before this clause"
+                result = _result(planned.clause, Verdict.SKIP, reason, 0.0, None, SkipCause.NOT_RUN)
             elif result is None:
-                # Planned to run but never reported: the run stopped early (-x, Ctrl-C, a crash).
+                # Planned to run but never reported: the run stopped early (-x, a crash).
                 reason = "not run: the run stopped before this clause"
                 result = _result(planned.clause, Verdict.ERROR, reason, 0.0, None, None)
             clauses.append(result)
@@ -423,6 +517,8 @@ class AtsSession:
             standard=STANDARD,
             profile_digest=self.plan.profile.digest(),
             created=dict(created or {}),
+            preflight=tuple(i.to_dict() for i in self.preflight.items) if self.preflight else (),
+            stopped=dict(self.stopped),
         )
         return report if self.plan.waivers is None else self.plan.waivers.apply(report)
 

@@ -55,6 +55,7 @@ class Plan:
     lab: bool
     report_dir: Path
     progress: bool = False  # one terminal line per clause (`conformance run`, unless quiet)
+    quiet: bool = False  # no preflight or progress lines, only the summary
     load_workers: int | None = None
     load_remote: RemoteWorkers | None = None
     thorough: bool = False  # the long probes (ATS-AUTH-05's late replay)
@@ -93,7 +94,8 @@ def build_plan(options: RunOptions, target_path: str | Path | None = None) -> Pl
     every = load_clauses()
     known = [c.id for c in every] + sorted({c.chapter for c in every})
     # "AUTH-05" is accepted for "ATS-AUTH-05".
-    names = [o.strip().upper() for o in options.only if o.strip()]
+    # Several names in one value, comma-separated, as under plain pytest (`--only AUTH,CAT`).
+    names = [n.strip().upper() for o in options.only for n in o.split(",") if n.strip()]
     wanted = tuple(
         dict.fromkeys(n if n in known or f"ATS-{n}" not in known else f"ATS-{n}" for n in names)
     )
@@ -140,6 +142,7 @@ def build_plan(options: RunOptions, target_path: str | Path | None = None) -> Pl
         lab=target.lab,
         report_dir=Path(options.report_dir),
         progress=options.progress and not options.quiet,
+        quiet=options.quiet,
         load_workers=options.workers,
         load_remote=remote,
         thorough=options.thorough,

@@ -21,20 +21,22 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from conformance.allure_report import AllureError, find_allure, generate_allure
 from conformance.figures import collect
+from conformance.load.plan import load_load_profile
 from conformance.neighbours import NeighbourSet, start_neighbours
 from conformance.options import RunOptions
-from conformance.outcomes import Verdict, exit_status
+from conformance.outcomes import RunVerdict, Verdict, exit_status
 from conformance.plugin import ProvidedRun
 from conformance.profile import ProfileError
 from conformance.report.assessment import write_assessment
 from conformance.report.model import RunReport
-from conformance.run_plan import PlanError, build_plan
+from conformance.run_plan import Plan, PlanError, build_plan
 from conformance.target import TargetError, load_target
 from conformance.topology import (
     LaunchError,
@@ -48,6 +50,8 @@ from conformance.topology import (
 )
 
 _SHOWN_FINDINGS = 15
+# About how long the chapters other than PERF take against a responsive node.
+_OTHER_CHAPTERS_S = 120.0
 
 
 class RunError(Exception):
@@ -139,6 +143,8 @@ def _certify(options: RunOptions, target: Path, neighbours: NeighbourSet | None)
             f"certifying {node.node_id} ({node.level}) at {node.base_url} "
             f"against profile {plan.profile.name}"
         )
+        if plan.load_mode == "full":
+            print(expected_end(plan))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ats-pytest-") as folder:
         home = Path(folder)
@@ -149,11 +155,41 @@ def _certify(options: RunOptions, target: Path, neighbours: NeighbourSet | None)
         raise RunError(f"tester-side failure: pytest ended with status {status} and no report")
     report = RunReport.from_dict(json.loads(report_json.read_text(encoding="utf-8")))
     print(render_summary(report, plan.report_dir, time.monotonic() - started))
+    if report.verdict is RunVerdict.INCOMPLETE:
+        # Stopped by its preflight or interrupted: the summary says where; exit status 2.
+        return exit_status(report.verdict)
     if status == pytest.ExitCode.INTERRUPTED:
         raise RunError(f"the run was interrupted; partial reports in {plan.report_dir}")
     if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         raise RunError(f"tester-side failure: pytest ended with status {int(status)}")
     return exit_status(report.verdict)
+
+
+def full_load_estimate_s(plan: Plan) -> float:
+    """About how long the full load stage of ``plan`` takes: each measured scenario's warm-up
+    and window, and every step of the stepped load (its worst case: the node holds them all)."""
+    total = 0.0
+    for planned in plan.clauses:
+        params = planned.clause.params
+        if not planned.runs or planned.clause.chapter != "PERF":
+            continue
+        if "window_s" in params:
+            total += float(params.get("warmup_s", 0)) + float(params["window_s"])
+        if "load_profile" in params:
+            steps = load_load_profile(str(params["load_profile"])).stepped.get("full")
+            if steps is not None:
+                total += len(steps.factors) * (steps.warmup_s + steps.window_s)
+    return total
+
+
+def expected_end(plan: Plan) -> str:
+    """The line a full run prints first: how long its load stage takes and when the run ends."""
+    seconds = full_load_estimate_s(plan) + _OTHER_CHAPTERS_S
+    ends = datetime.now().astimezone() + timedelta(seconds=seconds)
+    return (
+        f"full run (--load full): about {round(seconds / 60)} minutes, expected to end "
+        f"around {ends:%H:%M} (--load smoke for a quick rehearsal, never a certification)"
+    )
 
 
 def pytest_arguments(report_dir: Path, home: Path, extra: Sequence[str] = ()) -> list[str]:
@@ -178,6 +214,7 @@ def pytest_arguments(report_dir: Path, home: Path, extra: Sequence[str] = ()) ->
 def render_summary(report: RunReport, report_dir: Path, elapsed_s: float) -> str:
     """The one-screen summary: verdict, counts, findings, elapsed time and report paths."""
     lines = ["", report.headline(), f"elapsed {elapsed_s:.1f} s"]
+    lines += [f"a certification would need: {need}" for need in report.to_certify()]
     findings = [r for r in report.clauses if r.verdict in (Verdict.FAIL, Verdict.ERROR)]
     for result in findings[:_SHOWN_FINDINGS]:
         lines.append(

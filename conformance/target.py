@@ -78,6 +78,12 @@ class NeighbourSpec:
     node_id: str
     at_candidate: AppCredential
     candidate: AppCredential
+    # A real neighbour's base URL when it is not plain HTTP at ``listen`` (live mode over HTTPS).
+    base_url: str | None = None
+    # An emulated neighbour served over HTTPS: its certificate and key files (``tls``), for a
+    # candidate wired to ``https://listen``.
+    cert: str | None = None
+    key: str | None = None
 
     @property
     def host(self) -> str:
@@ -91,8 +97,9 @@ class NeighbourSpec:
 
     @property
     def url(self) -> str:
-        """The plain-HTTP URL the candidate is configured to call."""
-        return f"http://{self.listen}"
+        """The URL the candidate is configured to call: ``url`` in the file, else plain HTTP
+        at ``listen``."""
+        return self.base_url or f"{'https' if self.cert else 'http'}://{self.listen}"
 
 
 @dataclass(frozen=True)
@@ -294,10 +301,12 @@ def _node(reader: _Reader, value: Any, folder: Path) -> NodeSpec:
     )
 
 
-def _neighbour(reader: _Reader, value: Any, role: str, member: str = "") -> NeighbourSpec:
+def _neighbour(
+    reader: _Reader, value: Any, role: str, member: str = "", folder: Path = Path()
+) -> NeighbourSpec:
     place = f"neighbours.{member or role}"
     own = "as_parent" if role == "parent" else "as_child"
-    data = reader.mapping(value, place, ("listen", "node_id", own, "candidate"))
+    data = reader.mapping(value, place, ("listen", "node_id", own, "candidate", "url", "tls"))
     for key in ("listen", "node_id", own, "candidate"):
         if key not in data:
             raise reader.fail(f"{place}.{key}", "is missing")
@@ -306,16 +315,27 @@ def _neighbour(reader: _Reader, value: Any, role: str, member: str = "") -> Neig
     if match is None or not 0 < int(match["port"]) < 65536:
         raise reader.fail(f"{place}.listen", f"must be HOST:PORT, got {listen!r}")
     node_id = reader.string(data["node_id"], f"{place}.node_id")
+    files: dict[str, str] = {}
+    if data.get("tls") is not None:
+        tls = reader.mapping(data["tls"], f"{place}.tls", ("cert", "key"))
+        for key in ("cert", "key"):
+            name = reader.string(tls.get(key), f"{place}.tls.{key}")
+            if not (folder / name).is_file():
+                raise reader.fail(f"{place}.tls.{key}", f"no such file: {name}")
+            files[key] = str(folder / name)
     return NeighbourSpec(
         role=role,
         listen=listen,
         node_id=node_id,
         at_candidate=reader.credential(data[own], f"{place}.{own}"),
         candidate=reader.credential(data["candidate"], f"{place}.candidate"),
+        base_url=_optional_url(reader, data.get("url"), f"{place}.url"),
+        cert=files.get("cert"),
+        key=files.get("key"),
     )
 
 
-def _neighbours(reader: _Reader, value: Any) -> Neighbours:
+def _neighbours(reader: _Reader, value: Any, folder: Path) -> Neighbours:
     data = reader.mapping(value, "neighbours", ("parent", "child", "live", "emulated_child"))
     live = reader.flag(data.get("live"), "neighbours.live")
     spare = None
@@ -325,10 +345,16 @@ def _neighbours(reader: _Reader, value: Any) -> Neighbours:
                 "neighbours.emulated_child",
                 "is for live mode only (live: true); without it neighbours.child is emulated",
             )
-        spare = _neighbour(reader, data["emulated_child"], "child", "emulated_child")
+        spare = _neighbour(reader, data["emulated_child"], "child", "emulated_child", folder)
     neighbours = Neighbours(
-        parent=_neighbour(reader, data["parent"], "parent") if data.get("parent") else None,
-        child=_neighbour(reader, data["child"], "child") if data.get("child") else None,
+        parent=(
+            _neighbour(reader, data["parent"], "parent", folder=folder)
+            if data.get("parent")
+            else None
+        ),
+        child=(
+            _neighbour(reader, data["child"], "child", folder=folder) if data.get("child") else None
+        ),
         live=live,
         emulated_child=spare,
     )
@@ -401,7 +427,7 @@ def load_target(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         resources[role] = reader.string(code, f"resources.{role}")
     neighbours = None
     if top.get("neighbours") is not None:
-        neighbours = _neighbours(reader, top["neighbours"])
+        neighbours = _neighbours(reader, top["neighbours"], Path(path).resolve().parent)
     return Target(
         node=node,
         apps=apps,

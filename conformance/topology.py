@@ -224,8 +224,13 @@ def node_files(
     ports: Mapping[str, int],
     *,
     seeds: Mapping[str, str] | None = None,
+    scheme: str = "http",
 ) -> dict[str, dict[str, Any]]:
     """The node file of every started slot, keyed by node id, with fresh random secrets.
+
+    ``scheme`` is how the nodes call each other (``https`` for an HTTPS topology, whose node
+    files then get their ``tls`` member from ``launcher``, and whose emulated slots the suite
+    serves over HTTPS with a certificate of the same CA).
 
     Every neighbour pair is wired both ways: the child's ``node`` app at the parent is the
     child's ``parent`` credential, and the parent's ``node`` app at the child is the parent's
@@ -264,7 +269,7 @@ def node_files(
                     "node_id": n.node_id,
                     "name": n.name,
                     "level": n.level,
-                    "url": f"http://{host}:{ports[n.node_id]}",
+                    "url": f"{scheme}://{host}:{ports[n.node_id]}",
                     "app_id": f"node-{n.parent}",
                     "secret": down,
                 }
@@ -273,7 +278,7 @@ def node_files(
         if child is not None:
             child["node"]["parent"] = {
                 "node_id": n.parent,
-                "url": f"http://{host}:{ports[n.parent]}",
+                "url": f"{scheme}://{host}:{ports[n.parent]}",
                 "app_id": f"node-{n.node_id}",
                 "secret": up,
             }
@@ -313,6 +318,7 @@ def target_document(
     base_url: str | None = None,
     folder: Path | None = None,
     omit: Iterable[str] = (),
+    ca_bundle: str | None = None,
 ) -> dict[str, Any]:
     """The target file (DESIGN "Target file") certifying ``candidate`` (the plan's by default).
 
@@ -320,6 +326,7 @@ def target_document(
     neighbours the target file leaves out (they are wired but nothing answers there). When a
     neighbour of the candidate runs, the run is live (``neighbours.live``) and the first
     emulated child is the ``emulated_child`` slot; else the suite emulates every neighbour.
+    ``ca_bundle`` is the private CA of an HTTPS plan (its node files carry ``tls``).
     """
     me = plan.node(candidate or plan.candidate)
     mine = files[me.node_id]
@@ -330,7 +337,7 @@ def target_document(
     wired_parent = mine["node"]["parent"]
     if wired_parent is not None and me.parent not in left_out:
         neighbours["parent"] = {
-            "listen": str(wired_parent["url"]).removeprefix("http://"),
+            **_address(str(wired_parent["url"])),
             "node_id": me.parent,
             "as_parent": _credential(files, me.node_id, f"node-{me.parent}"),
             "candidate": {"app_id": wired_parent["app_id"], "secret": wired_parent["secret"]},
@@ -342,31 +349,39 @@ def target_document(
         if member in neighbours:
             continue
         neighbours[member] = {
-            "listen": str(wired["url"]).removeprefix("http://"),
+            **_address(str(wired["url"])),
             "node_id": wired["node_id"],
             "as_child": _credential(files, me.node_id, f"node-{wired['node_id']}"),
             "candidate": {"app_id": wired["app_id"], "secret": wired["secret"]},
         }
+    tls = mine.get("tls")
     document: dict[str, Any] = {
         "node": {
-            "base_url": base_url or f"http://{mine['node']['listen']}",
+            "base_url": base_url or f"{'https' if tls else 'http'}://{mine['node']['listen']}",
             "level": me.level,
             "node_id": me.node_id,
             "parent_id": me.parent,
-            "ca_bundle": None,
-            "http_url": None,
+            "ca_bundle": ca_bundle,
+            "http_url": f"http://{tls['http_listen']}" if tls else None,
         },
         "apps": {
             name: _credential(files, me.node_id, str(app["app_id"]))
             for name, app in plan.apps.items()
         },
         "resources": seed_roles(str(mine["seed"]["catalog"]), folder),
-        # ATS §0, §11: the plan's nodes listen on plain HTTP, so a run against them is a lab run.
-        "lab": True,
+        # ATS §0, §11: a plan on plain HTTP is for lab runs; over HTTPS (a private CA, which
+        # ATS-SEC-01 allows) a run against it can certify.
+        "lab": not tls,
     }
     if neighbours:
         document["neighbours"] = neighbours
     return document
+
+
+def _address(url: str) -> dict[str, str]:
+    """A neighbour's ``listen``, and its ``url`` when it is not plain HTTP there."""
+    listen = url.split("://", 1)[1]
+    return {"listen": listen} if url.startswith("http://") else {"listen": listen, "url": url}
 
 
 def write_file(path: str | Path, document: Mapping[str, Any]) -> Path:
@@ -407,11 +422,15 @@ class Spawned:
 
 
 def spawn_node(
-    config_path: str | Path, faults: Sequence[str] = (), variants: Sequence[str] = ()
+    config_path: str | Path,
+    faults: Sequence[str] = (),
+    variants: Sequence[str] = (),
+    ca_bundle: str | Path | None = None,
 ) -> Spawned:
     """A node process started from a node file; its stdout and stderr go to
     ``<node file>.log`` beside it, and it runs in a session of its own, so that a terminal's
-    Ctrl-C reaches the starter, which stops the nodes in order."""
+    Ctrl-C reaches the starter, which stops the nodes in order. With ``ca_bundle`` the node's
+    calls to its HTTPS neighbours verify with that CA (its HTTP client reads SSL_CERT_FILE)."""
     config = Path(config_path)
     log_path = config.with_suffix(".log")
     command = [sys.executable, "-m", "conformance.reference", "--config", str(config)]
@@ -427,6 +446,7 @@ def spawn_node(
             stdin=subprocess.DEVNULL,
             cwd=config.parent,
             start_new_session=True,
+            env={**os.environ, "SSL_CERT_FILE": str(ca_bundle)} if ca_bundle else None,
         )
     return Spawned(config, log_path, process)
 

@@ -43,6 +43,7 @@ PLACES: dict[str, str] = {
     "conformance.allure_report": "plugin / runner",
     "conformance.checks.*": "checks",
     "conformance.figures": "checks",
+    "conformance.preflight": "checks",
     "conformance.client.*": "client · neighbours · load · reference · report writers",
     "conformance.neighbours": "client · neighbours · load · reference · report writers",
     "conformance.load.*": "client · neighbours · load · reference · report writers",

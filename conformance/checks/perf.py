@@ -14,7 +14,7 @@ from typing import Any
 
 from conformance.ats import HEALTH
 from conformance.checks import CheckContext, check
-from conformance.load.plan import load_load_profile
+from conformance.load.plan import DEFAULT_LOAD_PROFILE, load_load_profile
 from conformance.load.slo import (
     Judgement,
     judge_latency,
@@ -138,7 +138,7 @@ def no_server_errors_under_load(ctx: CheckContext) -> None:
 def saturation_point_above_target(ctx: CheckContext) -> None:
     """A stepped load finds the saturation point at no less than twice the level's target rate."""
     mode = _mode(ctx)
-    profile = load_load_profile()
+    profile = load_load_profile(str(ctx.params.get("load_profile", DEFAULT_LOAD_PROFILE)))
     timeout = float(_params(ctx, "ATS-PERF-01").get("client_timeout_s", 5))
 
     def measure() -> SteppedResult:

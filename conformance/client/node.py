@@ -57,6 +57,9 @@ class _Link:
     last_failure: str = ""
     paused_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Apps the node refused at preflight, by name, with why: a check signing with one cannot
+    # decide (ERROR naming the app), never a FAIL of the node for the tester's wrong secret.
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 class NodeClient:
@@ -91,6 +94,10 @@ class NodeClient:
         of ``target`` (the same node with other neighbours)."""
         return NodeClient(target, self.evidence, max_body=self.max_body, _link=self._link)
 
+    def refuse(self, refused: Mapping[str, str]) -> None:
+        """Marks apps the node refused at preflight (name → why) for every client of the run."""
+        self._link.refused.update(refused)
+
     def close(self) -> None:
         """Closes the pooled connections."""
         self._link.session.close()
@@ -106,6 +113,8 @@ class NodeClient:
         """The credential named ``app`` in the target file (or ``app`` itself)."""
         if isinstance(app, AppCredential):
             return app
+        if app in self._link.refused:
+            raise Inconclusive(self._link.refused[app])
         try:
             return self.target.credential(app)
         except KeyError as exc:

@@ -50,6 +50,11 @@ class _Server(uvicorn.Server):
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         scheme = "https" if self._node.tls else "http"
         print(f"ready {self._node.node_id} {scheme}://{host}:{port}", flush=True)
+        # The switched-on faults and variants follow the ready line (kept at three words for
+        # the launchers that read it), so nobody certifies a broken node unawares.
+        faults = ", ".join(self._node.faults) or "none"
+        variants = ", ".join(self._node.variants) or "none"
+        print(f"  node {self._node.node_id} faults: {faults}; variants: {variants}", flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._plain is not None and self._plain_task is not None:
@@ -76,13 +81,24 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_node(config_path: str, faults: Sequence[str] = (), variants: Sequence[str] = ()) -> int:
-    """Serve one node until interrupted; the exit status (2: bad node file or cannot listen)."""
+def run_node(
+    config_path: str,
+    faults: Sequence[str] = (),
+    variants: Sequence[str] = (),
+    target_out: str | None = None,
+) -> int:
+    """Serve one node until interrupted; the exit status (2: bad node file or cannot listen).
+
+    ``target_out``: where to write the target file certifying this node (``serve --node``)."""
     try:
         config = load_config(config_path, tuple(faults), tuple(variants))
     except ConfigError as exc:
         print(f"conformance.reference: {exc}", file=sys.stderr)
         return 2
+    if target_out:
+        from conformance.reference.node_target import write_target_of
+
+        print(f"target file for {config.node_id}: {write_target_of(config, target_out)}")
     try:
         sock = _bind(config.host, config.port)
     except OSError as exc:

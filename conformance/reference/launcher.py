@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import ssl
 import sys
 import tempfile
 import threading
@@ -34,6 +35,7 @@ from conformance.topology import (
     Spawned,
     StartCancelled,
     await_ready,
+    free_ports,
     load_plan,
     node_files,
     plan_ports,
@@ -44,6 +46,8 @@ from conformance.topology import (
     write_file,
 )
 
+# Where `conformance serve` writes the topology's target file unless told otherwise.
+_TOPOLOGY_TARGET = "target.yaml"
 _SYNC_TIMEOUT_S = 20.0
 _POLL_S = 0.05
 
@@ -74,6 +78,8 @@ class Topology:
     plan: Plan
     configs: dict[str, dict[str, Any]]
     nodes: dict[str, RunningNode] = field(default_factory=dict)
+    # The private CA of an HTTPS topology (`conformance serve --tls`), else None.
+    ca_bundle: Path | None = None
 
     def url(self, node_id: str) -> str:
         """The base URL of a node."""
@@ -108,9 +114,21 @@ class Topology:
     def target(self, candidate: str | None = None) -> dict[str, Any]:
         """The target file (DESIGN "Target file") certifying `candidate` with real neighbours."""
         me = candidate or self.plan.candidate
-        return target_document(
-            self.plan, self.configs, me, base_url=self.url(me), folder=self.workdir
+        document = target_document(
+            self.plan,
+            self.configs,
+            me,
+            base_url=self.url(me),
+            folder=self.workdir,
+            ca_bundle=str(self.ca_bundle) if self.ca_bundle else None,
         )
+        if self.ca_bundle is not None:
+            # The suite serves an emulated slot over HTTPS with the certificate made for it.
+            for member in document.get("neighbours", {}).values():
+                if isinstance(member, dict) and self.plan.node(member["node_id"]).emulated:
+                    stem = self.workdir / f"node-{member['node_id']}"
+                    member["tls"] = {"cert": f"{stem}.pem", "key": f"{stem}.key"}
+        return document
 
     def write_target(self, path: str | Path, candidate: str | None = None) -> Path:
         """The target file is written at `path` (created with owner-only permissions)."""
@@ -146,21 +164,27 @@ def start_topology(
     department_id: str | None = None,
     cancel: threading.Event | None = None,
     variants: Mapping[str, Sequence[str]] | None = None,
+    tls: bool = False,
 ) -> Topology:
     """The reference topology, started, healthy and synced (every node's subtree catalog pushed
     up to the national node); use it as a context manager so that every process ends.
 
     `base_port` 0 picks free ports; `faults` maps node ids to fault switch names; `seeds` maps
     node ids to seed catalogs (a fixture name or a file path) in place of the fixtures'.
-    Once `cancel` is set, the start ends every node and raises StartCancelled.
+    Once `cancel` is set, the start ends every node and raises StartCancelled. With `tls` every
+    node serves HTTPS with a certificate of a private CA made here (`workdir/ca.pem`), and plain
+    HTTP on a port of its own that redirects to it (ATS-SEC-06).
     """
     plan = load_plan("topology", department_id)
     if cascade_timeout_s is not None:
         plan = replace(plan, cascade_timeout_s=cascade_timeout_s)
     folder = Path(workdir)
     folder.mkdir(parents=True, exist_ok=True)
-    configs = node_files(plan, host, plan_ports(plan, host, base_port), seeds=seeds)
-    topology = Topology(folder, plan, configs)
+    scheme = "https" if tls else "http"
+    ports = plan_ports(plan, host, base_port)
+    configs = node_files(plan, host, ports, seeds=seeds, scheme=scheme)
+    ca_bundle = _secure(folder, host, configs, plan) if tls else None
+    topology = Topology(folder, plan, configs, ca_bundle=ca_bundle)
     spawned: list[Spawned] = []
     try:
         for node_id, config in configs.items():
@@ -170,6 +194,7 @@ def start_topology(
                     path,
                     tuple((faults or {}).get(node_id, ())),
                     tuple((variants or {}).get(node_id, ())),
+                    ca_bundle,
                 )
             )
         for item in spawned:
@@ -182,6 +207,24 @@ def start_topology(
     return topology
 
 
+def _secure(folder: Path, host: str, configs: Mapping[str, dict[str, Any]], plan: Plan) -> Path:
+    """Makes the private CA of an HTTPS topology and a certificate per node; adds each node's
+    `tls` member (certificate, key, a plain-HTTP port) to its node file; answers `ca.pem`."""
+    from conformance.reference.pki import make_authority
+
+    authority = make_authority(folder)
+    hosts = [host, *(("localhost",) if host in ("127.0.0.1", "::1") else ())]
+    plain = free_ports(len(configs), host)
+    for (node_id, config), port in zip(configs.items(), plain, strict=True):
+        cert, key = authority.issue(folder, f"node-{node_id}", hosts)
+        config["tls"] = {"cert": str(cert), "key": str(key), "http_listen": f"{host}:{port}"}
+    # The emulated slots too: the suite serves them over HTTPS where their parent calls them.
+    for slot in plan.nodes:
+        if slot.emulated:
+            authority.issue(folder, f"node-{slot.node_id}", hosts)
+    return authority.cert_path
+
+
 def _await_synced(topology: Topology, cancel: threading.Event | None = None) -> None:
     # "Really wired": every node answers health, and the national node's subtree catalog holds
     # every node's seed entries, i.e. the first full pushes (ATS §8) went through.
@@ -190,7 +233,10 @@ def _await_synced(topology: Topology, cancel: threading.Event | None = None) -> 
     national = next(n.node_id for n in topology.plan.nodes if n.parent is None)
     admin = topology.plan.apps["admin"]["app_id"]
     deadline = time.monotonic() + _SYNC_TIMEOUT_S
-    with httpx.Client(timeout=5.0) as http:
+    verify: ssl.SSLContext | bool = True
+    if topology.ca_bundle is not None:
+        verify = ssl.create_default_context(cafile=str(topology.ca_bundle))
+    with httpx.Client(timeout=5.0, verify=verify) as http:
         for node in topology.nodes.values():
             if http.get(f"{node.url}/api/v1/health").status_code != 200:
                 raise LaunchError(f"{node.config_path}: the node does not answer health")
@@ -252,7 +298,9 @@ def serve(args: argparse.Namespace) -> int:
     if args.node:
         from conformance.reference.__main__ import run_node
 
-        return run_node(args.node, tuple(args.fault), tuple(args.variant))
+        # The target file is written only where asked (the default names the topology's).
+        target_out = args.target_out if args.target_out != _TOPOLOGY_TARGET else None
+        return run_node(args.node, tuple(args.fault), tuple(args.variant), target_out)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ats-topology-"))
     plan = load_plan("topology")
     stop = threading.Event()
@@ -265,6 +313,7 @@ def serve(args: argparse.Namespace) -> int:
                 variants={plan.candidate: tuple(args.variant)},
                 host=args.host,
                 cancel=stop,
+                tls=args.tls,
             )
         except StartCancelled:
             print("conformance serve: interrupted during start; every node stopped", flush=True)
@@ -277,6 +326,13 @@ def serve(args: argparse.Namespace) -> int:
                 print(f"{n.level:<10} {n.node_id:<18} {topology.address(n.node_id)}", flush=True)
             out = topology.write_target(args.target_out)
             print(f"target file for {plan.candidate}: {out}", flush=True)
+            if topology.ca_bundle is not None:
+                print(f"private CA (node.ca_bundle of the target file): {topology.ca_bundle}")
+                print(
+                    f"certify it: conformance run --target {out} --load full "
+                    "(about 20 minutes; --load smoke for a quick rehearsal)",
+                    flush=True,
+                )
             print(f"node files and logs: {workdir}", flush=True)
             while not stop.wait(0.5):
                 ended = [n for n in topology.nodes.values() if n.process.poll() is not None]

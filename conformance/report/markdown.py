@@ -61,7 +61,26 @@ def render_summary(report: RunReport) -> str:
             if report.lab
             else []
         ),
+        *(
+            [f"- {report.stop_text()}: {_cell(report.stopped.get('reason', ''))}"]
+            if report.stopped
+            else []
+        ),
+        *(
+            ["- a certification would need: " + "; ".join(report.to_certify())]
+            if report.to_certify()
+            else []
+        ),
         "",
+    ]
+    if report.preflight:
+        lines += ["## Preflight", "", "| item | status | detail |", "|---|---|---|"]
+        lines += [
+            f"| {_cell(i.get('item', ''))} | {i.get('status')} | {_cell(i.get('detail', ''))} |"
+            for i in report.preflight
+        ]
+        lines.append("")
+    lines += [
         "| chapter | PASS | FAIL | ERROR | SKIP |",
         "|---|---|---|---|---|",
     ]

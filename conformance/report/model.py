@@ -10,6 +10,9 @@ assessed, always with a reason). The run's verdict follows from the clauses:
   neighbour the clause needs): LAB_CONFORMANT — conformant where assessed, never a certification;
 - otherwise CERTIFIED_WITH_FINDINGS when a SHOULD clause fails or errs, or a FAIL was waived
   by the certifying authority (a waived FAIL reads WAIVED and blocks nothing), else CERTIFIED.
+
+A run that stopped before judging every clause (its preflight stopped it, or it was
+interrupted) is INCOMPLETE whatever its clauses say: ``stopped`` says which and where.
 """
 
 from __future__ import annotations
@@ -187,11 +190,42 @@ class RunReport:
     created: Mapping[str, Any] = field(default_factory=dict)
     # The waivers file given to the run: its source, signer, and each waiver ignored with why.
     waivers: Mapping[str, Any] = field(default_factory=dict)
+    # The preflight items, in order: {"item", "status", "detail"} (see conformance.preflight).
+    preflight: Sequence[Mapping[str, str]] = ()
+    # Why the run stopped before judging every clause: {"stage": "preflight" | "interrupted",
+    # "at": the item or the clause it stopped at, "reason"}; empty for a run that finished.
+    stopped: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def verdict(self) -> RunVerdict:
-        """The run verdict (see ``decide_verdict``)."""
+        """The run verdict (see ``decide_verdict``); INCOMPLETE for a run that stopped."""
+        if self.stopped:
+            return RunVerdict.INCOMPLETE
         return decide_verdict(self.clauses, lab=self.lab, partial=self.partial)
+
+    def stop_text(self) -> str:
+        """Where the run stopped: "stopped at preflight (connect)", "interrupted before
+        ATS-CAT-02"; empty for a run that finished."""
+        if not self.stopped:
+            return ""
+        at = self.stopped.get("at", "")
+        if self.stopped.get("stage") == "interrupted":
+            return f"interrupted before {at}"
+        return f"stopped at {self.stopped.get('stage', '')} ({at})"
+
+    def to_certify(self) -> list[str]:
+        """What a certification of this node would need that this run did not have: empty for
+        a run that could certify."""
+        needs = []
+        if self.lab:
+            needs.append("HTTPS: a base_url with https:// (and lab: false)")
+        if self.load_mode != "full":
+            needs.append("--load full (the load stage takes about 20 minutes)")
+        if any(s.startswith("--only") for s in self.selection):
+            needs.append("every chapter: no --only")
+        if self.stopped:
+            needs.append("a run that finishes: fix what stopped it and run again")
+        return needs
 
     @property
     def counts(self) -> dict[str, int]:
@@ -230,6 +264,12 @@ class RunReport:
         """One line: the verdict and why, as the terminal and summary.md show it."""
         verdict = self.verdict
         counts = self.counts
+        if self.stopped:
+            return (
+                f"{verdict.value}: {self.stop_text()}: {self.stopped.get('reason', '')}"
+                f"; {counts['PASS']} passed, {counts['FAIL']} failed, {counts['ERROR']} errors "
+                "before it; no verdict on the node"
+            )
         text = (
             f"{verdict.value}: {counts['PASS']} passed, {counts['FAIL']} failed, "
             f"{counts['ERROR']} errors, {counts['SKIP']} skipped"
@@ -273,6 +313,9 @@ class RunReport:
             "load": dict(self.load),
             "created": dict(self.created),
             **({"waivers": dict(self.waivers)} if self.waivers else {}),
+            "preflight": [dict(i) for i in self.preflight],
+            "stopped": dict(self.stopped) or None,
+            "to_certify": self.to_certify(),
         }
 
     @classmethod
@@ -294,4 +337,6 @@ class RunReport:
             profile_digest=data.get("profile_digest", ""),
             created=dict(data.get("created", {})),
             waivers=dict(data.get("waivers", {})),
+            preflight=tuple(dict(i) for i in data.get("preflight") or ()),
+            stopped=dict(data.get("stopped") or {}),
         )

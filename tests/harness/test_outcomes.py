@@ -72,6 +72,7 @@ def test_an_interrupt_is_not_a_verdict() -> None:
         (RunVerdict.CERTIFIED_WITH_FINDINGS, 0),
         (RunVerdict.LAB_CONFORMANT, 0),
         (RunVerdict.NOT_CERTIFIED, 1),
+        (RunVerdict.INCOMPLETE, 2),
     ],
 )
 def test_only_not_certified_exits_1(verdict: RunVerdict, status: int) -> None:
@@ -79,4 +80,4 @@ def test_only_not_certified_exits_1(verdict: RunVerdict, status: int) -> None:
 
 
 def test_every_run_verdict_has_an_exit_status() -> None:
-    assert {exit_status(v) for v in RunVerdict} == {0, 1}
+    assert {exit_status(v) for v in RunVerdict} == {0, 1, 2}

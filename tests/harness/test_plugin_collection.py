@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from harness_servers import closed_port
+import yaml
+from harness_servers import closed_port, serve
 
 from conformance.profile import load_profile
 
@@ -22,6 +24,14 @@ def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+@contextmanager
+def not_http() -> Iterator[str]:
+    """A server that answers, but not HTTP: past preflight, every clause is ERROR (an address
+    where nothing answers would stop the run at preflight instead)."""
+    with serve(lambda _: b"\x00\xffnot http at all\r\n\r\n") as (url, _):
+        yield url
 
 
 def test_without_target_the_plugin_is_inert(tmp_path: Path) -> None:
@@ -67,13 +77,13 @@ def test_the_short_option_names_and_the_fixtures_serve_a_ci_owners_own_tests(
         "def test_own_failure():\n"
         "    assert False\n"
     )
-    target = write_target(closed_port())
     reports = tmp_path / "out"
-    done = pytest_in(
-        tmp_path,
-        "-p", "conformance.plugin", "--target", str(target), "--only", "NODE-01",
-        "--load", "off", "--report-dir", str(reports), "-rA",
-    )  # fmt: skip
+    with not_http() as url:
+        done = pytest_in(
+            tmp_path,
+            "-p", "conformance.plugin", "--target", str(write_target(url)), "--only", "NODE-01",
+            "--load", "off", "--report-dir", str(reports), "-rA",
+        )  # fmt: skip
     assert "PASSED test_own.py::test_fixtures" in done.stdout, done.stdout
     assert "FAILED test_own.py::test_own_failure" in done.stdout
     # 71 clauses outside --only are deselected, and said so.
@@ -93,13 +103,13 @@ def test_without_target_the_fixtures_skip_with_the_reason(tmp_path: Path) -> Non
 def test_plain_pytest_run_writes_reports_and_exit_follows_verdict(
     tmp_path: Path, write_target: Callable[..., Path]
 ) -> None:
-    target = write_target(closed_port())
     reports = tmp_path / "out"
-    done = pytest_in(
-        tmp_path,
-        "-p", "conformance.plugin", "--target", str(target), "--ats-only", "NODE",
-        "--ats-load", "off", "--ats-report-dir", str(reports), "-v",
-    )  # fmt: skip
+    with not_http() as url:
+        done = pytest_in(
+            tmp_path,
+            "-p", "conformance.plugin", "--target", str(write_target(url)), "--ats-only", "NODE",
+            "--ats-load", "off", "--ats-report-dir", str(reports), "-v",
+        )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     assert "NODE::ATS-NODE-01 ERROR  MUST  " in done.stdout
     document = json.loads((reports / "report.json").read_text())
@@ -112,14 +122,59 @@ def test_plain_pytest_run_writes_reports_and_exit_follows_verdict(
 def test_a_clause_deselected_by_pytest_options_is_reported_skipped(
     tmp_path: Path, write_target: Callable[..., Path]
 ) -> None:
-    target = write_target(closed_port())
     reports = tmp_path / "out"
-    pytest_in(
-        tmp_path,
-        "--target", str(target), "--ats-only", "NODE", "--ats-load", "off",
-        "--ats-report-dir", str(reports), "-k", "not ATS-NODE-02",
-    )  # fmt: skip
+    with not_http() as url:
+        pytest_in(
+            tmp_path,
+            "--target", str(write_target(url)), "--ats-only", "NODE", "--ats-load", "off",
+            "--ats-report-dir", str(reports), "-k", "not ATS-NODE-02",
+        )  # fmt: skip
     clauses = {c["id"]: c for c in json.loads((reports / "report.json").read_text())["clauses"]}
     assert clauses["ATS-NODE-02"]["verdict"] == "SKIP"
     assert "deselected" in clauses["ATS-NODE-02"]["reason"]
     assert clauses["ATS-NODE-01"]["verdict"] == "ERROR"
+
+
+def test_plain_pytest_counts_the_clauses_and_ends_with_the_verdict(
+    tmp_path: Path, write_target: Callable[..., Path]
+) -> None:
+    reports = tmp_path / "out"
+    with not_http() as url:
+        done = pytest_in(
+            tmp_path,
+            "--target", str(write_target(url)), "--ats-only", "NODE,API-01",
+            "--ats-load", "off", "--ats-report-dir", str(reports),
+        )  # fmt: skip
+    total = len(load_profile("provincial").clauses)
+    nodes = [c for c in load_profile("provincial").clauses if c.chapter == "NODE"]
+    selected = len(nodes) + 1
+    # The header counts the clause items as collected (not "collected 0 items / -64 selected").
+    assert f"collected {total} items / {total - selected} deselected / {selected} selected" in (
+        done.stdout
+    ), done.stdout
+    tail = done.stdout.strip().splitlines()[-14:]
+    assert any(line.startswith("NOT_CERTIFIED:") for line in tail), tail
+    assert any(line.strip() == str(reports / "report.json") for line in tail), tail
+    assert done.returncode == 1
+
+
+def test_plain_pytest_configuration_errors_exit_2_in_one_line(
+    tmp_path: Path, write_target: Callable[..., Path]
+) -> None:
+    target = write_target(closed_port())
+    document = yaml.safe_load(target.read_text(encoding="utf-8"))
+    document["apps"]["consumer"]["secret"] = "${ATS_UNSET_SECRET_FOR_TEST}"
+    target.write_text(yaml.safe_dump(document), encoding="utf-8")
+    done = pytest_in(tmp_path, "--target", str(target), "-n", "0")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "ATS_UNSET_SECRET_FOR_TEST" in done.stdout + done.stderr
+    assert "usage:" not in done.stderr
+
+
+def test_plain_pytest_refuses_xdist_in_one_line(
+    tmp_path: Path, write_target: Callable[..., Path]
+) -> None:
+    done = pytest_in(tmp_path, "--target", str(write_target(closed_port())), "-n", "2")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "pytest-xdist" in done.stdout + done.stderr
+    assert not (tmp_path / "reports").exists()

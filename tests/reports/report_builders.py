@@ -76,6 +76,8 @@ def run_report(
     lab: bool = False,
     load: Mapping[str, Any] | None = None,
     partial: bool = False,
+    stopped: Mapping[str, str] | None = None,
+    preflight: Sequence[Mapping[str, str]] = (),
 ) -> RunReport:
     """A run of these results against a provincial node."""
     return RunReport(
@@ -95,6 +97,8 @@ def run_report(
         clauses=tuple(results),
         lab=lab,
         partial=partial,
+        stopped=dict(stopped or {}),
+        preflight=tuple(preflight),
         load_mode="smoke" if load else "off",
         load=dict(load or {}),
     )

@@ -30,6 +30,10 @@ def _failing(level: str) -> str:
         (RunVerdict.CERTIFIED_WITH_FINDINGS, {"verdicts": {_failing("SHOULD"): Verdict.FAIL}}),
         (RunVerdict.LAB_CONFORMANT, {"lab": True}),
         (RunVerdict.NOT_CERTIFIED, {"verdicts": {_failing("MUST"): Verdict.ERROR}}),
+        (
+            RunVerdict.INCOMPLETE,
+            {"stopped": {"stage": "preflight", "at": "connect", "reason": "nothing answers"}},
+        ),
     ],
     ids=lambda v: str(v) if isinstance(v, RunVerdict) else "",
 )
@@ -54,6 +58,7 @@ def test_the_banners_chinese_labels_are_the_certification_words() -> None:
         "CERTIFIED_WITH_FINDINGS": "认证通过（有发现项）",
         "LAB_CONFORMANT": "实验室一致",
         "NOT_CERTIFIED": "未通过认证",
+        "INCOMPLETE": "未完成",
     }
 
 
@@ -248,3 +253,15 @@ def test_the_subscriptions_the_run_created_are_listed_with_their_final_status() 
 def test_the_profile_digest_is_shown() -> None:
     report = replace(make_report(), profile_digest="ab" * 32)
     assert f"sha256:{'ab' * 8}" in render_html(report)
+
+
+def test_a_stopped_run_says_where_and_lists_its_preflight() -> None:
+    # Issue 16: an INCOMPLETE run names the stage and the item it stopped at.
+    report = make_report(
+        stopped={"stage": "preflight", "at": "connect", "reason": "nothing answers"},
+        preflight=({"item": "connect", "status": "stop", "detail": "nothing answers at x:1"},),
+    )
+    page = Page(render_html(report))
+    assert page.elements("p", id="stopped-note")
+    assert page.elements("section", id="preflight")
+    assert "nothing answers at x:1" in render_html(report)

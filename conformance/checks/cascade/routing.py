@@ -400,13 +400,20 @@ def _child_sends_back(ctx: CheckContext, hood: View, spec: NeighbourSpec) -> Non
     if child is None:
         return
     with child_code(ctx, spec) as code:
-        loop = Behaviour(mode="loop", holds=frozenset({code}), loop_url=ctx.target.node.base_url)
+        node = ctx.target.node
+        loop = Behaviour(
+            mode="loop", holds=frozenset({code}), loop_url=node.base_url, loop_ca=node.ca_bundle
+        )
         started = time.time()
-        answered = len(child.loop_answers)
+        answered, failed = len(child.loop_answers), len(child.loop_errors)
         with child.behaving(loop):
             ex = query(ctx, code)
         received = hood.received("child", code, started) or []
         looped = child.loop_answers[answered:]
+        unsent = child.loop_errors[failed:]
+    if unsent and not looped:
+        # The emulated child could not reach the node: the tester's transport, not a finding.
+        ctx.error(f"the emulated child could not send the query back to the node: {unsent[0]}")
     if len(received) != 1:
         ctx.fail(
             f"a query the child sent back to the node with the node's id in X-Route was "

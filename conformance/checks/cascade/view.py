@@ -285,7 +285,8 @@ def view(ctx: CheckContext) -> View:
 
 def peer_client(ctx: CheckContext, spec: NeighbourSpec) -> NodeClient:
     """A client of the real neighbour ``spec`` signing with the candidate's credential there."""
-    node = replace(ctx.target.node, base_url=spec.url, ca_bundle=None, http_url=None)
+    # A real neighbour over HTTPS is verified with the target's CA bundle (one private CA).
+    node = replace(ctx.target.node, base_url=spec.url, http_url=None)
     target = replace(ctx.target, node=node, apps={"candidate": spec.candidate})
     return NodeClient(target, ctx.evidence)
 
