@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,25 @@ def test_no_certificate_for_a_report_whose_verdict_was_rewritten(
     with pytest.raises(
         CertificateRefused, match="states CERTIFIED, its clauses give NOT_CERTIFIED"
     ):
+        _issue(bundle, authority)
+
+
+@pytest.mark.parametrize(
+    ("profile", "refusal"),
+    [
+        ("rehearsal-provincial", "profile rehearsal-provincial is not a packaged profile"),
+        ("provincial", "not the packaged provincial"),
+    ],
+    ids=["rehearsal-profile", "edited-packaged-profile"],
+)
+def test_no_certificate_for_a_run_against_another_profile_than_the_packaged_one(
+    profile: str, refusal: str, authority: Path, tmp_path: Path
+) -> None:
+    # The rehearsal profile's load windows last seconds (docs/harness.md): CERTIFIED by its
+    # own plan, never a certificate; nor a packaged name whose plan was edited.
+    report = replace(make_report(), profile=profile, profile_digest="0f" * 32)
+    bundle = _signed(tmp_path, authority, report)
+    with pytest.raises(CertificateRefused, match=re.escape(refusal)):
         _issue(bundle, authority)
 
 
