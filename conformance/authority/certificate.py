@@ -178,6 +178,28 @@ def find_browser() -> str | None:
     return next((found for name in BROWSERS if (found := shutil.which(name))), None)
 
 
+def chinese_font_missing() -> str | None:
+    """Why a PDF printed here would show boxes for the Chinese half of the page, or None.
+
+    Chromium embeds the fonts of the machine that prints; without one covering Chinese the
+    certificate's headline, labels and verdict print as empty boxes. fontconfig decides; a
+    machine without ``fc-list`` cannot tell, and prints."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return None
+    done = subprocess.run(
+        [fc_list, ":lang=zh", "family"],
+        capture_output=True, text=True, timeout=_PDF_TIMEOUT_S,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or done.stdout.strip():
+        return None
+    return (
+        "no font for Chinese is installed (fc-list :lang=zh lists none): the PDF would print "
+        "boxes; install one (e.g. fonts-noto-cjk) and issue again"
+    )
+
+
 def print_pdf(page: Path, pdf: Path, browser: str) -> Path:
     """``page`` printed to ``pdf`` by headless Chromium; raises ``OSError`` if it could not."""
     with tempfile.TemporaryDirectory(prefix="ats-chromium-") as profile:

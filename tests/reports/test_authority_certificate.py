@@ -196,6 +196,27 @@ def test_the_certificate_prints_to_pdf_and_opens_in_a_browser(
     assert certificate.number in dom
 
 
+@pytest.mark.skipif(find_browser() is None, reason="headless Chromium is not installed")
+def test_no_pdf_of_boxes_where_no_font_covers_chinese(
+    authority: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A fontconfig that knows no font at all: the PDF would print the Chinese half as boxes.
+    config = tmp_path / "fonts.conf"
+    config.write_text("<?xml version='1.0'?><fontconfig></fontconfig>\n", encoding="utf-8")
+    monkeypatch.setenv("FONTCONFIG_FILE", str(config))
+    bundle = _signed(tmp_path, authority, make_report())
+    pub = str(authority / "authority.pub.pem")
+    assert main(["certificate", "issue", str(bundle), "--pubkey", pub]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no font for Chinese" in err
+    assert (bundle.parent / "certificate.html").is_file()
+    assert not (bundle.parent / "certificate.pdf").exists()
+
+
 def test_no_certificate_when_a_vendor_key_signed_the_waivers_of_the_run(
     authority: Path, tmp_path: Path
 ) -> None:
