@@ -275,6 +275,7 @@ def _certificate_issue(args: argparse.Namespace) -> int:
     from conformance.authority.certificate import (
         CertificateRefused,
         certificate_for,
+        chinese_font_missing,
         find_browser,
         print_pdf,
         write_certificate,
@@ -300,7 +301,10 @@ def _certificate_issue(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     written = write_certificate(certificate, Path(args.out) if args.out else bundle.parent)
     browser = find_browser()
-    if browser is not None:
+    no_font = chinese_font_missing() if browser is not None else None
+    if no_font is not None:
+        print(f"conformance: no PDF: {no_font}", file=sys.stderr)
+    elif browser is not None:
         page = written["certificate.html"]
         try:
             written["certificate.pdf"] = print_pdf(page, page.with_suffix(".pdf"), browser)

@@ -1,8 +1,10 @@
 """The certificate: one bilingual page the authority issues for a signed, certified run.
 
 Issued only for a bundle that verifies with the authority's public key and whose run is
-CERTIFIED or CERTIFIED_WITH_FINDINGS, complete (no ``--only``) and not a lab run; every other
-bundle is refused with one line. The page is self-contained HTML (no script, nothing fetched);
+CERTIFIED or CERTIFIED_WITH_FINDINGS, complete (no ``--only``), not a lab run, and judged
+against a packaged profile exactly as this suite holds it (a rehearsal or hand-made profile
+tunes the thresholds and load windows: it is never a certification); every other bundle is
+refused with one line. The page is self-contained HTML (no script, nothing fetched);
 where headless Chromium is installed it is also printed to PDF. ``certificate.json`` beside it
 holds the same facts for the register.
 """
@@ -20,8 +22,10 @@ from typing import Any
 
 import jinja2
 
+from conformance import __version__
 from conformance.authority.bundle import Check, verify_bundle
 from conformance.authority.keys import VerifyingKey, sm3_hex
+from conformance.profile import load_profile, profile_names
 from conformance.report.model import RunReport
 
 CERTIFYING = ("CERTIFIED", "CERTIFIED_WITH_FINDINGS")
@@ -69,6 +73,25 @@ def _request(target: dict[str, Any], name: str) -> str:
     return str(request.get(name) or "") if isinstance(request, dict) else ""
 
 
+def _refuse_unpackaged_profile(bundle: Path, report: RunReport, stated: str) -> None:
+    # A certificate states the plan of the standard's profile for the node's level; a
+    # rehearsal profile (short load windows) or an edited one is the same name with another
+    # plan, so the digest of the plan decides, not the name.
+    if report.profile in profile_names():
+        packaged = load_profile(report.profile).digest()
+        if report.profile_digest == packaged:
+            return
+        why = (
+            f"profile {report.profile} with digest {report.profile_digest[:12] or 'none'}, not "
+            f"the packaged {report.profile} ({packaged[:12]}, suite {__version__})"
+        )
+    else:
+        why = f"profile {report.profile} is not a packaged profile ({', '.join(profile_names())})"
+    raise CertificateRefused(
+        f"{bundle}: {why}: a rehearsal or custom profile, {stated}: never a certificate"
+    )
+
+
 def certificate_for(
     bundle: Path,
     pubkey: VerifyingKey,
@@ -106,6 +129,7 @@ def certificate_for(
         raise CertificateRefused(
             f"{bundle}: report.json states {stated}, its clauses give {report.verdict.value}"
         )
+    _refuse_unpackaged_profile(bundle, report, stated)
     signer = str(report.waivers.get("signer") or "") if report.waivers else ""
     if report.waivers and any(r.waived for r in report.clauses) and signer != pubkey.fingerprint:
         raise CertificateRefused(f"{bundle}: its waivers were not signed by this authority key")
@@ -152,6 +176,28 @@ def render_certificate(certificate: Certificate) -> str:
 def find_browser() -> str | None:
     """A headless Chromium on PATH, or None."""
     return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+
+def chinese_font_missing() -> str | None:
+    """Why a PDF printed here would show boxes for the Chinese half of the page, or None.
+
+    Chromium embeds the fonts of the machine that prints; without one covering Chinese the
+    certificate's headline, labels and verdict print as empty boxes. fontconfig decides; a
+    machine without ``fc-list`` cannot tell, and prints."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return None
+    done = subprocess.run(
+        [fc_list, ":lang=zh", "family"],
+        capture_output=True, text=True, timeout=_PDF_TIMEOUT_S,
+        stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or done.stdout.strip():
+        return None
+    return (
+        "no font for Chinese is installed (fc-list :lang=zh lists none): the PDF would print "
+        "boxes; install one (e.g. fonts-noto-cjk) and issue again"
+    )
 
 
 def print_pdf(page: Path, pdf: Path, browser: str) -> Path:

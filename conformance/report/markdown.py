@@ -74,7 +74,7 @@ def render_summary(report: RunReport) -> str:
         "",
     ]
     if report.preflight:
-        lines += ["## Preflight", "", "| item | status | detail |", "|---|---|---|"]
+        lines += ["## 预检 Preflight", "", "| item | status | detail |", "|---|---|---|"]
         lines += [
             f"| {_cell(i.get('item', ''))} | {i.get('status')} | {_cell(i.get('detail', ''))} |"
             for i in report.preflight
@@ -88,11 +88,13 @@ def render_summary(report: RunReport) -> str:
         lines.append(f"| {chapter} | " + " | ".join(str(row[v]) for v in Verdict) + " |")
     missing = report.unimplemented_must()
     if missing:
-        lines += ["", "## MUST clauses not implemented", ""]
+        lines += ["", "## 未实现检查的“必须”条款 MUST clauses not implemented", ""]
         lines.append(", ".join(r.id for r in missing))
     unassessed = report.unassessed_must()
     if unassessed:
-        lines += ["", "## MUST clauses not assessed (never a certification)", ""]
+        heading = "未评估的“必须”条款（不构成认证） MUST clauses not assessed"
+        heading += " (never a certification)"
+        lines += ["", f"## {heading}", ""]
         lines += [f"- {r.id}: {_cell(r.reason)}" for r in unassessed]
     lines += [
         "",
@@ -139,7 +141,7 @@ def _waivers(report: RunReport) -> list[str]:
     if not record:
         return []
     signer = record.get("signer") or "NOT signed by the authority key"
-    lines = ["", "## Waivers", "", f"- file: {record.get('file')}; signer: {signer}"]
+    lines = ["", "## 豁免 Waivers", "", f"- file: {record.get('file')}; signer: {signer}"]
     lines += [
         f"- applied: {a['clause']} by {_cell(a['approver'])} ({_cell(a['ticket'])}), "
         f"until {a['expires']}"

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from html.parser import HTMLParser
 from typing import Any
 
-from conformance.profile import Clause, load_clauses
+from conformance.profile import Clause, load_clauses, load_profile
 from conformance.report.model import ClauseResult, RunReport, SkipCause, Verdict
 
 HOSTILE = "<script>document.title='pwned'</script><img src=x onerror=alert(1)>"
@@ -82,6 +82,7 @@ def run_report(
     """A run of these results against a provincial node."""
     return RunReport(
         profile="provincial",
+        profile_digest=load_profile("provincial").digest(),
         suite_version="0.1.0",
         started_at="2026-11-25T09:00:00+08:00",
         finished_at="2026-11-25T09:00:31+08:00",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,25 @@ def test_no_certificate_for_a_report_whose_verdict_was_rewritten(
         _issue(bundle, authority)
 
 
+@pytest.mark.parametrize(
+    ("profile", "refusal"),
+    [
+        ("rehearsal-provincial", "profile rehearsal-provincial is not a packaged profile"),
+        ("provincial", "not the packaged provincial"),
+    ],
+    ids=["rehearsal-profile", "edited-packaged-profile"],
+)
+def test_no_certificate_for_a_run_against_another_profile_than_the_packaged_one(
+    profile: str, refusal: str, authority: Path, tmp_path: Path
+) -> None:
+    # The rehearsal profile's load windows last seconds (docs/harness.md): CERTIFIED by its
+    # own plan, never a certificate; nor a packaged name whose plan was edited.
+    report = replace(make_report(), profile=profile, profile_digest="0f" * 32)
+    bundle = _signed(tmp_path, authority, report)
+    with pytest.raises(CertificateRefused, match=re.escape(refusal)):
+        _issue(bundle, authority)
+
+
 def test_no_certificate_for_a_bundle_another_key_signed(authority: Path, tmp_path: Path) -> None:
     bundle = _signed(tmp_path, authority, make_report())
     other = tmp_path / "other"
@@ -174,6 +194,27 @@ def test_the_certificate_prints_to_pdf_and_opens_in_a_browser(
         capture_output=True, text=True, timeout=60, check=False,
     ).stdout  # fmt: skip
     assert certificate.number in dom
+
+
+@pytest.mark.skipif(find_browser() is None, reason="headless Chromium is not installed")
+def test_no_pdf_of_boxes_where_no_font_covers_chinese(
+    authority: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A fontconfig that knows no font at all: the PDF would print the Chinese half as boxes.
+    config = tmp_path / "fonts.conf"
+    config.write_text("<?xml version='1.0'?><fontconfig></fontconfig>\n", encoding="utf-8")
+    monkeypatch.setenv("FONTCONFIG_FILE", str(config))
+    bundle = _signed(tmp_path, authority, make_report())
+    pub = str(authority / "authority.pub.pem")
+    assert main(["certificate", "issue", str(bundle), "--pubkey", pub]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no font for Chinese" in err
+    assert (bundle.parent / "certificate.html").is_file()
+    assert not (bundle.parent / "certificate.pdf").exists()
 
 
 def test_no_certificate_when_a_vendor_key_signed_the_waivers_of_the_run(

@@ -265,3 +265,20 @@ def test_a_stopped_run_says_where_and_lists_its_preflight() -> None:
     assert page.elements("p", id="stopped-note")
     assert page.elements("section", id="preflight")
     assert "nothing answers at x:1" in render_html(report)
+
+
+@pytest.mark.parametrize(
+    ("status", "before_findings"), [("ok", False), ("warn", True), ("stop", True)]
+)
+def test_the_preflight_comes_before_the_findings_only_when_it_has_something_to_say(
+    status: str, before_findings: bool
+) -> None:
+    # Issue 19, item 1: verdict and findings first; a clean preflight is context.
+    stopped = {"stage": "preflight", "at": "connect", "reason": "x"} if status == "stop" else {}
+    report = make_report(
+        stopped=stopped,
+        preflight=({"item": "connect", "status": status, "detail": "127.0.0.1:1"},),
+    )
+    html = render_html(report)
+    assert html.count('<section id="preflight">') == 1
+    assert (html.index('id="preflight"') < html.index('id="findings"')) is before_findings
