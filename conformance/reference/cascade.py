@@ -24,13 +24,12 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance import ats, signing
+from conformance import ats, compare, signing
 from conformance.codes import division_problem, resource_code_problem, uscc_problem
 from conformance.reference import clock
 from conformance.reference.auth import Caller, read_body, require
 from conformance.reference.config import ChildConfig
 from conformance.reference.errors import JSON_TYPE, AtsError, json_bytes
-from conformance.reference.listing import json_integer
 from conformance.reference.routing import CASCADE_TIMEOUT_MAX_S, in_subtree
 from conformance.reference.runtime import NodeRuntime, runtime_of
 from conformance.schemas import validation_errors
@@ -154,7 +153,7 @@ def _envelope_errors(raw: object) -> str | None:
     if not isinstance(raw, dict):
         return "the body is not a JSON object"
     # ATS-API-09: seq 3.0 is the integer 3.
-    if json_integer(raw.get("seq")) is None:
+    if compare.integer(raw.get("seq")) is None:
         return "seq is missing or has the wrong type"
     checks: Mapping[str, tuple[type, ...]] = {
         "source_node_id": (str,),

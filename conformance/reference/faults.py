@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from conformance.reference.switches import SwitchSet, known
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -436,22 +438,10 @@ class UnknownFaultError(ValueError):
 
 
 @dataclass(frozen=True)
-class FaultSet:
-    """A fault set is the switches that are on for one node; every name is in ``FAULTS``."""
-
-    names: frozenset[str] = frozenset()
+class FaultSet(SwitchSet):
+    """A fault set is the fault switches that are on for one node; every name is in ``FAULTS``."""
 
     @classmethod
     def of(cls, names: Iterable[str]) -> FaultSet:
         """The fault set of these names; an unknown name raises ``UnknownFaultError``."""
-        chosen = frozenset(names)
-        unknown = sorted(chosen - FAULTS.keys())
-        if unknown:
-            raise UnknownFaultError(
-                f"unknown fault {', '.join(unknown)}; valid faults: {', '.join(sorted(FAULTS))}"
-            )
-        return cls(chosen)
-
-    def on(self, name: str) -> bool:
-        """The switch ``name`` is on."""
-        return name in self.names
+        return cls(known(names, FAULTS, "fault", UnknownFaultError))

@@ -96,21 +96,6 @@ def page_and_size(params: dict[str, str], faults: FaultSet) -> tuple[int, int]:
     )
 
 
-def json_integer(value: object) -> int | None:
-    """The integer a JSON number stands for, else None: ``25`` and ``25.0`` are 25 (ATS-API-09).
-
-    ``true`` and ``false`` are not numbers; a number with a fraction, or too large for a float to
-    hold exactly as written, is not an integer.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
 def row_offset(page: int, size: int, total: int, faults: FaultSet) -> int:
     """The SQL OFFSET of a page: past the end it is ``total`` (no rows), never beyond int64."""
     offset = min((page - 1) * size, total)

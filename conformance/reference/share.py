@@ -18,14 +18,14 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance import ats, codes
+from conformance import ats, codes, compare
 from conformance.reference import routing
 from conformance.reference.audit import amend
 from conformance.reference.auth import Caller, require
 from conformance.reference.bodies import json_object
 from conformance.reference.errors import JSON_TYPE, AtsError, json_bytes
 from conformance.reference.faults import FaultSet
-from conformance.reference.listing import DEFAULT_SIZE, MAX_SIZE, invalid, json_integer
+from conformance.reference.listing import DEFAULT_SIZE, MAX_SIZE, invalid
 from conformance.reference.runtime import NodeRuntime, runtime_of
 from conformance.reference.subscriptions import Subscription, applicable
 
@@ -48,7 +48,7 @@ class ShareQuery:
 
 
 def _page_member(request: Mapping[str, Any], name: str, default: int, upper: int | None) -> int:
-    value = json_integer(request.get(name, default))
+    value = compare.integer(request.get(name, default))
     if value is None:
         raise invalid(f"{name} 必须是 JSON 整数 / {name} must be a JSON integer")
     if value < 1 or (upper is not None and value > upper):

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from conformance.reference.switches import SwitchSet, known
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -134,22 +136,10 @@ class UnknownVariantError(ValueError):
 
 
 @dataclass(frozen=True)
-class VariantSet:
-    """A variant set is the switches that are on for one node; every name is in ``VARIANTS``."""
-
-    names: frozenset[str] = frozenset()
+class VariantSet(SwitchSet):
+    """A variant set is the variant switches on for one node; every name is in ``VARIANTS``."""
 
     @classmethod
     def of(cls, names: Iterable[str]) -> VariantSet:
         """The variant set of these names; an unknown name raises ``UnknownVariantError``."""
-        chosen = frozenset(names)
-        unknown = sorted(chosen - VARIANTS.keys())
-        if unknown:
-            raise UnknownVariantError(
-                f"unknown variant {', '.join(unknown)}; valid variants: {', '.join(VARIANTS)}"
-            )
-        return cls(chosen)
-
-    def on(self, name: str) -> bool:
-        """The switch ``name`` is on."""
-        return name in self.names
+        return cls(known(names, VARIANTS, "variant", UnknownVariantError))
