@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import signal
 import ssl
 import subprocess
@@ -251,7 +252,10 @@ def test_an_interrupted_run_is_incomplete_and_says_where(tmp_path: Path) -> None
                "--report-dir", str(reports)]  # fmt: skip
     log = tmp_path / "run.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        # Unbuffered: the progress lines reach the log as they are printed, so the signal lands in
+        # the middle of the run, not after a buffer flushed at its end.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 120
         while "ATS-CAT-01" not in log.read_text("utf-8", "replace"):
