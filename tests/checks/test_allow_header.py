@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from support.stub import ROLES, stub_context
 
-from conformance.checks import CheckContext, Finding, RunState, registry
-from conformance.client import EvidenceLog, NodeClient
-from conformance.profile import load_profile
-from conformance.target import load_target
+from conformance.checks import CheckContext, Finding, registry
 
 CODE = "101001/000001"
 SERVED = {
@@ -116,33 +112,8 @@ def _handler(style: Style) -> type[http.server.BaseHTTPRequestHandler]:
 def api_04(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[CheckContext]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(request.param))
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    target_file = tmp_path / "target.yaml"
-    apps = {
-        n: {"app_id": n.replace("_", "-"), "secret": "s" * 40}
-        for n in ("consumer", "consumer_b", "admin")
-    }
-    node = {"level": "provincial", "node_id": "330000", "parent_id": "100000"}
-    node["base_url"] = f"http://127.0.0.1:{server.server_address[1]}"
-    resources = dict.fromkeys(("unconditional", "conditional", "not_shared", "population"), CODE)
-    target_file.write_text(
-        yaml.safe_dump({"node": node, "apps": apps, "resources": resources, "lab": True}), "utf-8"
-    )
-    target = load_target(target_file)
-    evidence = EvidenceLog(target.secrets())
-    client = NodeClient(target, evidence)
-    try:
-        yield CheckContext(
-            clause=load_profile("provincial").clause("ATS-API-04"),
-            target=target,
-            client=client,
-            run=RunState(),
-            evidence=evidence,
-        )
-    finally:
-        client.close()
-        server.shutdown()
-        server.server_close()
+    with stub_context(server, tmp_path, "ATS-API-04", dict.fromkeys(ROLES, CODE)) as ctx:
+        yield ctx
 
 
 @pytest.mark.timeout(60)

@@ -18,6 +18,7 @@ import yaml
 from data_node import data_node
 from hypothesis import given, settings
 from requests.structures import CaseInsensitiveDict
+from support.stub import ROLES, stub_context
 
 from conformance import schemas
 from conformance.checks import (
@@ -93,49 +94,9 @@ class _EarlyRefusal(socketserver.StreamRequestHandler):
 def early_refusal(tmp_path: Path) -> Iterator[CheckContext]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _EarlyRefusal)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    secret = "s" * 40
-    target_file = tmp_path / "target.yaml"
-    target_file.write_text(
-        yaml.safe_dump(
-            {
-                "node": {
-                    "base_url": f"http://127.0.0.1:{server.server_address[1]}",
-                    "level": "provincial",
-                    "node_id": "330000",
-                    "parent_id": "100000",
-                },
-                "apps": {
-                    name: {"app_id": name.replace("_", "-"), "secret": secret}
-                    for name in ("consumer", "consumer_b", "admin")
-                },
-                "resources": {
-                    "unconditional": "101001/000001",
-                    "conditional": "101001/000002",
-                    "not_shared": "101001/000003",
-                    "population": "101001/000004",
-                },
-                "lab": True,
-            }
-        ),
-        "utf-8",
-    )
-    target = load_target(target_file)
-    evidence = EvidenceLog(target.secrets())
-    client = NodeClient(target, evidence)
-    try:
-        yield CheckContext(
-            clause=load_profile("provincial").clause("ATS-API-06"),
-            target=target,
-            client=client,
-            run=RunState(),
-            evidence=evidence,
-        )
-    finally:
-        client.close()
-        server.shutdown()
-        server.server_close()
+    codes = {role: f"101001/00000{n}" for n, role in enumerate(ROLES, start=1)}
+    with stub_context(server, tmp_path, "ATS-API-06", codes) as ctx:
+        yield ctx
 
 
 @pytest.mark.timeout(60)
